@@ -1,0 +1,3 @@
+from gofer.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+# The server core's classes, declared for cimport by backends written in
+# Cython (the stock host backend, and extensions that want C-speed paths).
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from gofer._wire cimport Writer, Reader, lisafs_statx, Statx
+
+cdef extern from "<pthread.h>" nogil:
+    ctypedef struct pthread_rwlock_t:
+        pass
+
+
+# What a handler hands back besides its payload: host FDs to donate.
+cdef struct Out:
+    Writer w
+    int fds[2]
+    int nfds
+
+
+cdef class ConnectionOpts:
+    cdef public uint32_t max_message_size
+    cdef public bint readonly
+    cdef public bint walk_stat_supported
+    cdef public bint set_attr_on_deleted
+    cdef public bint allocate_on_deleted
+    cdef public bint open_on_deleted
+    cdef public object supported_messages
+
+
+cdef class ControlFDImpl:
+    # Fast paths the core calls; the defaults call the snake_case Python
+    # methods, so a Python subclass only overrides those.
+    cdef int c_stat(self, lisafs_statx* out) except -1
+    cdef object c_walk(self, bytes name, lisafs_statx* out)
+    cdef object c_open(self, uint32_t flags, int* host_fd)
+    cdef int c_close(self) except -1
+
+
+cdef class OpenFDImpl:
+    cdef int c_stat(self, lisafs_statx* out) except -1
+    cdef Py_ssize_t c_read(self, char* buf, Py_ssize_t count, int64_t offset) except -1
+    cdef Py_ssize_t c_write(self, const char* buf, Py_ssize_t count, int64_t offset) except -1
+    cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1
+    cdef int c_close(self) except -1
+
+
+cdef class BoundSocketFDImpl:
+    pass
+
+
+cdef class ConnectionImpl:
+    pass
+
+
+cdef class Node:
+    cdef bytes name
+    cdef Node parent
+    cdef dict children
+    cdef bint deleted
+    cdef Py_ssize_t refs
+    cdef pthread_rwlock_t op_lock
+
+
+cdef class Server:
+    cdef Node root
+    cdef pthread_rwlock_t rename_lock
+    cdef object __weakref__

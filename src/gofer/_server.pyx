@@ -1,0 +1,1010 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The LISAFS server core: the shared node tree, connections and their FD
+tables, the protocol rules of every handler, and the socket transport.
+
+Storage is delegated to implementation objects (`ControlFDImpl`,
+`OpenFDImpl`, ...). The core calls their `c_*` methods, which a Cython
+backend overrides for speed and which by default call the snake_case Python
+methods an extension overrides. Handlers return 0 or a positive errno; a
+Python exception raised by an implementation becomes an errno at dispatch.
+"""
+import logging
+import os
+import errno as E
+
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport errno, EINTR, EAGAIN
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy, memchr, memset
+from posix.unistd cimport close, read, write
+
+from gofer._wire cimport (
+    Reader, Writer, Statx, statx_from_c, lisafs_statx, lisafs_inode,
+    r_u8, r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
+    w_reserve, w_u8, w_u16, w_u32, w_u64, w_bytes, w_str,
+    lisafs_ld16, lisafs_ld32, lisafs_ld64, lisafs_st16, lisafs_st32, lisafs_st64)
+from gofer import _wire
+from gofer._wire import ProtocolError
+
+log = logging.getLogger("gofer")
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_rwlock_init(pthread_rwlock_t*, void*)
+    int pthread_rwlock_destroy(pthread_rwlock_t*)
+    int pthread_rwlock_rdlock(pthread_rwlock_t*)
+    int pthread_rwlock_wrlock(pthread_rwlock_t*)
+    int pthread_rwlock_tryrdlock(pthread_rwlock_t*)
+    int pthread_rwlock_trywrlock(pthread_rwlock_t*)
+    int pthread_rwlock_unlock(pthread_rwlock_t*)
+
+cdef extern from "<sys/socket.h>" nogil:
+    struct iovec:
+        void* iov_base
+        size_t iov_len
+    struct msghdr:
+        void* msg_name
+        unsigned msg_namelen
+        iovec* msg_iov
+        size_t msg_iovlen
+        void* msg_control
+        size_t msg_controllen
+        int msg_flags
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    ssize_t recvmsg(int, msghdr*, int)
+    ssize_t sendmsg(int, const msghdr*, int)
+    cmsghdr* CMSG_FIRSTHDR(msghdr*)
+    cmsghdr* CMSG_NXTHDR(msghdr*, cmsghdr*)
+    unsigned char* CMSG_DATA(cmsghdr*)
+    size_t CMSG_LEN(size_t)
+    size_t CMSG_SPACE(size_t)
+    int SOL_SOCKET, SCM_RIGHTS, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC
+    int shutdown(int, int)
+    int SHUT_RDWR
+
+cdef extern from "<fcntl.h>" nogil:
+    int fcntl(int, int, ...)
+    int F_GETFL, F_SETFL, O_NONBLOCK, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC
+
+cdef extern from "<sys/stat.h>" nogil:
+    int S_IFMT, S_IFDIR, S_IFLNK, S_IFSOCK, S_IFREG
+
+cdef enum:
+    MAX_MID = 33
+    STATX_TYPE = 0x1
+    STATX_SIZE = 0x200
+    OPEN_FLAGS_MASK = 0x203          # O_ACCMODE | O_TRUNC: all OpenAt honours
+    DEFAULT_MAX_MESSAGE_SIZE = 2093056   # gVisor's: 2 MiB huge page - 4 KiB
+
+
+# ---------------------------------------------------------------- locking
+# Node and rename locks are pthread rwlocks. They are never waited for while
+# holding the GIL: a holder may have released the GIL for host I/O.
+
+cdef inline void rlock(pthread_rwlock_t* l) noexcept:
+    if pthread_rwlock_tryrdlock(l) != 0:
+        with nogil:
+            pthread_rwlock_rdlock(l)
+
+cdef inline void wlock(pthread_rwlock_t* l) noexcept:
+    if pthread_rwlock_trywrlock(l) != 0:
+        with nogil:
+            pthread_rwlock_wrlock(l)
+
+cdef inline void unlock(pthread_rwlock_t* l) noexcept:
+    pthread_rwlock_unlock(l)
+
+
+# ---------------------------------------------------------------- options
+
+cdef class ConnectionOpts:
+    """Server-side settings of one connection (never sent on the wire)."""
+
+    def __init__(self, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, readonly=False,
+                 walk_stat_supported=False, set_attr_on_deleted=False,
+                 allocate_on_deleted=False, open_on_deleted=False,
+                 supported_messages=None):
+        if max_message_size < 4096:
+            raise ValueError("max_message_size must be at least 4096")
+        self.max_message_size = max_message_size
+        self.readonly = readonly
+        self.walk_stat_supported = walk_stat_supported
+        self.set_attr_on_deleted = set_attr_on_deleted
+        self.allocate_on_deleted = allocate_on_deleted
+        self.open_on_deleted = open_on_deleted
+        self.supported_messages = supported_messages
+
+
+# ---------------------------------------------------------------- base classes
+
+cdef int _statx_out(st, lisafs_statx* out) except -1:
+    """Checks an implementation's stat result and copies it out."""
+    if not isinstance(st, Statx):
+        raise TypeError("stat() must return gofer.lisafs.Statx, not %s" % type(st).__name__)
+    (<Statx>st).to_c(out)
+    if not (out.mask & STATX_TYPE):
+        raise ValueError("stat() returned a Statx without STATX_TYPE in its mask")
+    return 0
+
+
+def _not_implemented(*args):
+    raise OSError(E.EOPNOTSUPP, os.strerror(E.EOPNOTSUPP))
+
+
+cdef class ControlFDImpl:
+    """A position in a backend's file tree (gVisor's ControlFDImpl).
+
+    Subclasses implement the storage operations they support; the rest answer
+    EOPNOTSUPP. Names given to them have already been checked to be single,
+    safe path components.
+    """
+
+    def stat(self):
+        """Returns the file's `Statx` (mask must include STATX_TYPE)."""
+        _not_implemented()
+
+    def walk(self, bytes name):
+        """Returns `(child ControlFDImpl, child Statx)`; raise OSError(ENOENT)
+        (or return None) when the name does not exist."""
+        _not_implemented()
+
+    def open(self, uint32_t flags):
+        """Returns an `OpenFDImpl`, or `(OpenFDImpl, host_fd)` to donate an FD."""
+        _not_implemented()
+
+    def close(self):
+        """Called once when the core drops its last reference."""
+
+    cdef int c_stat(self, lisafs_statx* out) except -1:
+        return _statx_out(self.stat(), out)
+
+    cdef object c_walk(self, bytes name, lisafs_statx* out):
+        try:
+            res = self.walk(name)
+        except FileNotFoundError:
+            return None
+        if res is None:
+            return None
+        child, st = res
+        if not isinstance(child, ControlFDImpl):
+            raise TypeError("walk() must return a ControlFDImpl, not %s" % type(child).__name__)
+        _statx_out(st, out)
+        return child
+
+    cdef object c_open(self, uint32_t flags, int* host_fd):
+        res = self.open(flags)
+        host_fd[0] = -1
+        if isinstance(res, tuple):
+            res, host_fd[0] = res
+        if not isinstance(res, OpenFDImpl):
+            if host_fd[0] >= 0:
+                close(host_fd[0])
+            raise TypeError("open() must return an OpenFDImpl, not %s" % type(res).__name__)
+        return res
+
+    cdef int c_close(self) except -1:
+        self.close()
+        return 0
+
+
+cdef class OpenFDImpl:
+    """An open file of a backend (gVisor's OpenFDImpl)."""
+
+    def stat(self):
+        _not_implemented()
+
+    def read(self, int64_t offset, Py_ssize_t count):
+        """Returns at most `count` bytes read at `offset` (b"" at EOF)."""
+        _not_implemented()
+
+    def write(self, int64_t offset, data):
+        """Writes `data` (a memoryview) at `offset`; returns the count written."""
+        _not_implemented()
+
+    def getdents64(self, int32_t count, bint seek0):
+        """Returns a list of `Dirent` whose host size is about `count` bytes,
+        restarting from the beginning when `seek0`; [] at the end."""
+        _not_implemented()
+
+    def close(self):
+        pass
+
+    cdef int c_stat(self, lisafs_statx* out) except -1:
+        return _statx_out(self.stat(), out)
+
+    cdef Py_ssize_t c_read(self, char* buf, Py_ssize_t count, int64_t offset) except -1:
+        data = self.read(offset, count)
+        cdef const unsigned char[:] v = data
+        if v.shape[0] > count:
+            raise ValueError("read() returned %d bytes, more than the %d asked" % (v.shape[0], count))
+        if v.shape[0]:
+            memcpy(buf, &v[0], v.shape[0])
+        return v.shape[0]
+
+    cdef Py_ssize_t c_write(self, const char* buf, Py_ssize_t count, int64_t offset) except -1:
+        n = self.write(offset, PyBytes_FromStringAndSize(buf, count))
+        if not isinstance(n, int) or not 0 <= n <= count:
+            raise ValueError("write() must return a count between 0 and %d, not %r" % (count, n))
+        return n
+
+    cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1:
+        ents = self.getdents64(count, seek0)
+        w_u16(w, len(ents))
+        for d in ents:
+            w_u64(w, d.ino); w_u32(w, d.dev_minor); w_u32(w, d.dev_major)
+            w_u64(w, d.off); w_u8(w, d.type)
+            w_str(w, <bytes?>d.name, len(d.name))
+        return 0
+
+    cdef int c_close(self) except -1:
+        self.close()
+        return 0
+
+
+cdef class BoundSocketFDImpl:
+    """A bound host socket of a backend (gVisor's BoundSocketFDImpl)."""
+
+    def close(self):
+        pass
+
+
+cdef class ConnectionImpl:
+    """One mount's backend: creates the root ControlFDImpl and says which
+    messages it supports."""
+
+    def mount(self):
+        """Returns the root `ControlFDImpl`, or `(impl, host_fd)` to donate a
+        host FD for the mount point."""
+        _not_implemented()
+
+    def supported_messages(self):
+        """The MIDs this backend serves (Mount is always added)."""
+        return [_wire.MOUNT, _wire.FSTAT, _wire.WALK, _wire.WALK_STAT, _wire.OPEN_AT,
+                _wire.CLOSE, _wire.PREAD, _wire.PWRITE, _wire.GETDENTS64]
+
+
+# ---------------------------------------------------------------- node tree
+
+cdef class Node:
+    """One name in the server's tree, shared by every connection. It lives
+    while a ControlFD or a child refers to it."""
+
+    def __cinit__(self):
+        pthread_rwlock_init(&self.op_lock, NULL)
+        self.children = {}
+
+    def __dealloc__(self):
+        pthread_rwlock_destroy(&self.op_lock)
+
+    def path(self):
+        parts = []
+        cdef Node n = self
+        while n.parent is not None:
+            parts.append(n.name)
+            n = n.parent
+        return b"/" + b"/".join(reversed(parts))
+
+
+cdef Node node_child(Node parent, bytes name):
+    """The child node `name` of `parent`, made if new, with a reference taken."""
+    cdef Node c = parent.children.get(name)
+    if c is None:
+        c = Node.__new__(Node)
+        c.name = name
+        c.parent = parent
+        parent.children[name] = c
+        parent.refs += 1
+    c.refs += 1
+    return c
+
+
+cdef void node_decref(Node n) noexcept:
+    cdef Node p
+    while n is not None:
+        n.refs -= 1
+        if n.refs > 0 or n.parent is None:
+            return
+        p = n.parent
+        if p.children.get(n.name) is n:
+            del p.children[n.name]
+        n.parent = None
+        n = p
+
+
+cdef void node_mark_deleted(Node n) noexcept:
+    n.deleted = True
+    for c in n.children.values():
+        node_mark_deleted(<Node>c)
+
+
+cdef class Server:
+    """State shared by all connections of one gofer: the node tree and the
+    rename lock. Every mount of a sandbox is a connection on one Server."""
+
+    def __cinit__(self):
+        pthread_rwlock_init(&self.rename_lock, NULL)
+        self.root = Node.__new__(Node)
+        self.root.name = b""
+        self.root.refs = 1          # the server's own reference
+
+    def __dealloc__(self):
+        pthread_rwlock_destroy(&self.rename_lock)
+
+
+# ---------------------------------------------------------------- FDs
+
+cdef class FD:
+    cdef uint64_t id
+    cdef Py_ssize_t refs
+
+
+cdef class ControlFD(FD):
+    cdef Node node
+    cdef ControlFDImpl impl
+    cdef uint16_t ftype              # S_IFMT bits, fixed at creation
+
+    cdef inline bint is_dir(self):
+        return self.ftype == S_IFDIR
+
+
+cdef class OpenFD(FD):
+    cdef ControlFD control
+    cdef OpenFDImpl impl
+    cdef bint readable, writable
+
+
+cdef class BoundSocketFD(FD):
+    cdef ControlFD control
+    cdef BoundSocketFDImpl impl
+
+
+cdef void fd_decref(FD fd) noexcept:
+    """Drops one reference; the last one closes the implementation."""
+    fd.refs -= 1
+    if fd.refs > 0:
+        return
+    try:
+        if isinstance(fd, ControlFD):
+            (<ControlFD>fd).impl.c_close()
+            node_decref((<ControlFD>fd).node)
+        elif isinstance(fd, OpenFD):
+            (<OpenFD>fd).impl.c_close()
+            fd_decref((<OpenFD>fd).control)
+        else:
+            (<BoundSocketFD>fd).impl.close()
+            fd_decref((<BoundSocketFD>fd).control)
+    except Exception:
+        log.exception("closing FD %d", fd.id)
+
+
+# ---------------------------------------------------------------- helpers
+
+cdef inline int check_safe_name(const char* p, uint16_t n) noexcept:
+    """0 for a single path component; EINVAL for "", ".", "..", "/" or NUL."""
+    if n == 0 or memchr(p, b'/', n) != NULL or memchr(p, 0, n) != NULL:
+        return E.EINVAL
+    if p[0] == b'.' and (n == 1 or (n == 2 and p[1] == b'.')):
+        return E.EINVAL
+    return 0
+
+
+cdef inline void w_inode(Writer* w, uint64_t fdid, lisafs_statx* st) except *:
+    cdef char* p = w_reserve(w, sizeof(lisafs_inode))
+    lisafs_st64(p, fdid)
+    memcpy(p + 8, st, sizeof(lisafs_statx))
+
+
+cdef int errno_of(exc) noexcept:
+    """The errno an implementation's exception answers on the wire."""
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    if isinstance(exc, ProtocolError):
+        return E.EIO
+    log.error("backend raised %r; answering EIO", exc, exc_info=exc)
+    return E.EIO
+
+
+# ---------------------------------------------------------------- connection
+
+cdef class Connection:
+    """One LISAFS connection: an FD table over one mount of the server tree."""
+    cdef readonly Server server
+    cdef readonly ConnectionImpl impl
+    cdef readonly ConnectionOpts opts
+    cdef readonly bytes mount_path
+    cdef dict fds
+    cdef uint64_t next_fdid
+    cdef uint32_t max_msg
+    cdef bint supported[MAX_MID + 1]
+    cdef readonly list supported_list
+    cdef int sock
+    cdef bint closed
+
+    def __init__(self, Server server not None, ConnectionImpl impl not None,
+                 ConnectionOpts opts=None, mount_path="/"):
+        if opts is None:
+            opts = ConnectionOpts()
+        self.server = server
+        self.impl = impl
+        self.opts = opts
+        mp = os.path.normpath(os.fsencode(mount_path))
+        if not mp.startswith(b"/"):
+            raise ValueError("mount path must be absolute: %r" % (mount_path,))
+        self.mount_path = mp
+        self.fds = {}
+        self.next_fdid = 1
+        self.max_msg = opts.max_message_size
+        self.sock = -1
+        mids = opts.supported_messages
+        if mids is None:
+            mids = impl.supported_messages()
+        mids = sorted(set(int(m) for m in mids) | {_wire.MOUNT})
+        for m in mids:
+            if not 0 < m <= MAX_MID:
+                raise ValueError("unknown message id %d" % m)
+            self.supported[m] = True
+        self.supported_list = mids
+
+    # ------------------------------------------------------------ FD table
+
+    cdef uint64_t add_fd(self, FD fd) except 0:
+        fd.id = self.next_fdid
+        self.next_fdid += 1
+        fd.refs += 1
+        self.fds[fd.id] = fd
+        return fd.id
+
+    cdef ControlFD new_control_fd(self, Node node, ControlFDImpl impl, uint16_t mode):
+        """Wraps `impl` at `node` (a reference on node already taken)."""
+        cdef ControlFD fd = ControlFD.__new__(ControlFD)
+        fd.node = node
+        fd.impl = impl
+        fd.ftype = mode & S_IFMT
+        self.add_fd(fd)
+        return fd
+
+    cdef int remove_fd(self, uint64_t fdid) except -1:
+        fd = self.fds.pop(fdid, None)
+        if fd is not None:
+            fd_decref(<FD>fd)
+        return 0
+
+    cdef FD lookup(self, uint64_t fdid, type kind, int* err):
+        fd = self.fds.get(fdid)
+        if fd is None:
+            err[0] = E.EBADF
+            return None
+        if type(fd) is not kind:
+            err[0] = E.EINVAL
+            return None
+        return <FD>fd
+
+    def close_all(self):
+        """Releases every FD of this connection (at teardown)."""
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            fd_decref(<FD>fd)
+
+    @property
+    def fd_count(self):
+        return len(self.fds)
+
+    # ------------------------------------------------------------ dispatch
+
+    cdef uint16_t dispatch(self, uint16_t mid, const char* req, Py_ssize_t n, Out* o) noexcept:
+        """Handles one request; writes the response payload to `o`. Returns
+        the response MID (0 = Error, with the errno written as payload)."""
+        cdef Reader r
+        cdef int err
+        r.buf = req
+        r.len = n
+        r.pos = 0
+        o.w.len = 0
+        o.nfds = 0
+        if n > self.max_msg:
+            err = E.EIO
+        elif mid > MAX_MID or not self.supported[mid]:
+            err = E.EOPNOTSUPP
+        else:
+            try:
+                err = self.handle(mid, &r, o)
+            except BaseException as exc:
+                err = errno_of(exc)
+        if err == 0:
+            return mid
+        while o.nfds > 0:
+            o.nfds -= 1
+            close(o.fds[o.nfds])
+        o.w.len = 0
+        lisafs_st32(o.w.buf, err)
+        o.w.len = 4
+        return 0
+
+    cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
+        if mid == _wire.FSTAT:
+            return self.h_fstat(r, o)
+        if mid == _wire.WALK:
+            return self.h_walk(r, o)
+        if mid == _wire.PREAD:
+            return self.h_pread(r, o)
+        if mid == _wire.PWRITE:
+            return self.h_pwrite(r, o)
+        if mid == _wire.WALK_STAT:
+            return self.h_walk_stat(r, o)
+        if mid == _wire.OPEN_AT:
+            return self.h_open_at(r, o)
+        if mid == _wire.CLOSE:
+            return self.h_close(r, o)
+        if mid == _wire.GETDENTS64:
+            return self.h_getdents64(r, o)
+        if mid == _wire.MOUNT:
+            return self.h_mount(r, o)
+        return E.EOPNOTSUPP
+
+    # ------------------------------------------------------------ handlers
+
+    cdef int h_mount(self, Reader* r, Out* o) except -1:
+        cdef lisafs_statx st
+        cdef int host_fd = -1
+        cdef Node node = self.server.root
+        cdef Node prev
+        cdef ControlFD fd
+        node.refs += 1
+        for part in self.mount_path.split(b"/"):
+            if part:
+                prev = node
+                node = node_child(node, part)
+                node_decref(prev)
+        try:
+            rlock(&self.server.rename_lock)
+            rlock(&node.op_lock)
+            try:
+                res = self.impl.mount()
+                if isinstance(res, tuple):
+                    res, host_fd = res
+                if not isinstance(res, ControlFDImpl):
+                    raise TypeError("mount() must return a ControlFDImpl")
+                (<ControlFDImpl>res).c_stat(&st)
+            finally:
+                unlock(&node.op_lock)
+                unlock(&self.server.rename_lock)
+        except BaseException:
+            node_decref(node)
+            if host_fd >= 0:
+                close(host_fd)
+            raise
+        fd = self.new_control_fd(node, <ControlFDImpl>res, st.mode)
+        w_inode(&o.w, fd.id, &st)
+        w_u32(&o.w, self.max_msg)
+        w_u16(&o.w, len(self.supported_list))
+        for m in self.supported_list:
+            w_u16(&o.w, m)
+        if host_fd >= 0:
+            o.fds[0] = host_fd
+            o.nfds = 1
+        return 0
+
+    cdef int h_fstat(self, Reader* r, Out* o) except -1:
+        cdef uint64_t fdid = r_u64(r)
+        cdef lisafs_statx st
+        cdef FD fd
+        cdef Node node
+        f = self.fds.get(fdid)
+        if f is None:
+            return E.EBADF
+        fd = <FD>f
+        if isinstance(fd, ControlFD):
+            node = (<ControlFD>fd).node
+        elif isinstance(fd, OpenFD):
+            node = (<OpenFD>fd).control.node
+        else:
+            return E.EINVAL
+        rlock(&self.server.rename_lock)
+        rlock(&node.op_lock)
+        try:
+            if isinstance(fd, ControlFD):
+                (<ControlFD>fd).impl.c_stat(&st)
+            else:
+                (<OpenFD>fd).impl.c_stat(&st)
+        finally:
+            unlock(&node.op_lock)
+            unlock(&self.server.rename_lock)
+        memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+        return 0
+
+    cdef int h_walk(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef ControlFD cur = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
+        if cur is None:
+            return err
+        if not cur.is_dir():
+            return E.ENOTDIR
+        cdef uint16_t count = r_u16(r), i, n
+        cdef const char* p
+        cdef lisafs_statx st
+        cdef uint8_t status = _wire.WALK_SUCCESS
+        cdef uint16_t walked = 0
+        cdef Node node
+        if 3 + <Py_ssize_t>count * sizeof(lisafs_inode) > self.max_msg:
+            return E.EIO
+        cdef Py_ssize_t start = o.w.len
+        w_u8(&o.w, 0)
+        w_u16(&o.w, 0)
+        created = []
+        rlock(&self.server.rename_lock)
+        try:
+            for i in range(count):
+                p = r_str(r, &n)
+                err = check_safe_name(p, n)
+                if err:
+                    break
+                if cur.ftype == S_IFLNK:
+                    status = _wire.WALK_COMPONENT_SYMLINK
+                    break
+                name = PyBytes_FromStringAndSize(p, n)
+                rlock(&cur.node.op_lock)
+                try:
+                    if cur.node.deleted:
+                        child = None
+                    else:
+                        child = cur.impl.c_walk(name, &st)
+                finally:
+                    unlock(&cur.node.op_lock)
+                if child is None:
+                    status = _wire.WALK_COMPONENT_DOES_NOT_EXIST
+                    break
+                node = node_child(cur.node, name)
+                cur = self.new_control_fd(node, <ControlFDImpl>child, st.mode)
+                created.append(cur.id)
+                w_inode(&o.w, cur.id, &st)
+                walked += 1
+        except BaseException:
+            err = -1
+            raise
+        finally:
+            unlock(&self.server.rename_lock)
+            if err:
+                for fdid in created:
+                    self.remove_fd(fdid)
+        if err:
+            return err
+        (o.w.buf + start)[0] = <char>status
+        lisafs_st16(o.w.buf + start + 1, walked)
+        return 0
+
+    cdef int h_walk_stat(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef ControlFD start = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
+        if start is None:
+            return err
+        cdef uint16_t count = r_u16(r), i, n
+        cdef const char* p
+        cdef lisafs_statx st
+        cdef uint16_t nstats = 0
+        cdef Py_ssize_t save = r.pos
+        if 2 + <Py_ssize_t>count * sizeof(lisafs_statx) > self.max_msg:
+            return E.EIO
+        # A path of exactly [""] asks for the stat of a non-directory.
+        if count >= 1:
+            p = r_str(r, &n)
+            r.pos = save
+            if not start.is_dir() and not (count == 1 and n == 0):
+                return E.ENOTDIR
+        elif not start.is_dir():
+            return E.ENOTDIR
+        cdef Py_ssize_t hdr = o.w.len
+        w_u16(&o.w, 0)
+        cdef ControlFDImpl cur = start.impl
+        cdef ControlFDImpl owned = None     # an intermediate impl we must close
+        cdef uint16_t ftype = start.ftype
+        cdef Node node = start.node
+        rlock(&self.server.rename_lock)
+        try:
+            for i in range(count):
+                p = r_str(r, &n)
+                if i == 0 and n == 0:
+                    rlock(&node.op_lock)
+                    try:
+                        cur.c_stat(&st)
+                    finally:
+                        unlock(&node.op_lock)
+                    memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+                    nstats += 1
+                    continue
+                err = check_safe_name(p, n)
+                if err:
+                    break
+                if ftype != S_IFDIR or (node is not None and node.deleted):
+                    break
+                name = PyBytes_FromStringAndSize(p, n)
+                if node is not None:
+                    rlock(&node.op_lock)
+                try:
+                    child = cur.c_walk(name, &st)
+                finally:
+                    if node is not None:
+                        unlock(&node.op_lock)
+                if owned is not None:
+                    owned.c_close()
+                    owned = None
+                if child is None:
+                    break
+                owned = cur = <ControlFDImpl>child
+                memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+                nstats += 1
+                ftype = st.mode & S_IFMT
+                if ftype == S_IFLNK:
+                    break
+                # Deeper nodes may exist in the tree with a deleted mark.
+                node = node.children.get(name) if node is not None else None
+        finally:
+            unlock(&self.server.rename_lock)
+            if owned is not None:
+                owned.c_close()
+        if err:
+            return err
+        lisafs_st16(o.w.buf + hdr, nstats)
+        return 0
+
+    cdef int h_open_at(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef ControlFD cfd = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
+        if cfd is None:
+            return err
+        cdef uint32_t flags = r_u32(r) & OPEN_FLAGS_MASK
+        cdef uint32_t acc = flags & O_ACCMODE
+        cdef int host_fd = -1
+        if self.opts.readonly and (acc != O_RDONLY or flags & O_TRUNC):
+            return E.EROFS
+        if cfd.ftype == S_IFDIR and (acc != O_RDONLY or flags & O_TRUNC):
+            return E.EISDIR
+        if cfd.ftype == S_IFLNK:
+            return E.EINVAL
+        rlock(&self.server.rename_lock)
+        rlock(&cfd.node.op_lock)
+        try:
+            if cfd.node.deleted and not self.opts.open_on_deleted:
+                return E.EINVAL
+            impl = cfd.impl.c_open(flags, &host_fd)
+        finally:
+            unlock(&cfd.node.op_lock)
+            unlock(&self.server.rename_lock)
+        cdef OpenFD ofd = OpenFD.__new__(OpenFD)
+        ofd.control = cfd
+        cfd.refs += 1
+        ofd.impl = <OpenFDImpl>impl
+        ofd.readable = acc == O_RDONLY or acc == O_RDWR
+        ofd.writable = acc == O_WRONLY or acc == O_RDWR
+        w_u64(&o.w, self.add_fd(ofd))
+        if host_fd >= 0:
+            o.fds[0] = host_fd
+            o.nfds = 1
+        return 0
+
+    cdef int h_close(self, Reader* r, Out* o) except -1:
+        cdef uint16_t n = r_u16(r), i
+        r_need(r, 8 * <Py_ssize_t>n)
+        for i in range(n):
+            self.remove_fd(r_u64(r))
+        return 0
+
+    cdef int h_pread(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef int64_t offset = <int64_t>r_u64(r)
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef uint32_t count = r_u32(r)
+        if fd is None:
+            return err
+        if not fd.readable:
+            return E.EBADF
+        if 8 + <uint64_t>count > self.max_msg:
+            return E.ENOBUFS
+        cdef char* hdr = w_reserve(&o.w, 8 + <Py_ssize_t>count)
+        cdef Node node = fd.control.node
+        cdef Py_ssize_t got
+        rlock(&self.server.rename_lock)
+        rlock(&node.op_lock)
+        try:
+            got = fd.impl.c_read(hdr + 8, count, offset)
+        finally:
+            unlock(&node.op_lock)
+            unlock(&self.server.rename_lock)
+        lisafs_st64(hdr, got)
+        o.w.len -= count - got
+        return 0
+
+    cdef int h_pwrite(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef int64_t offset = <int64_t>r_u64(r)
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef uint32_t count = r_u32(r)
+        cdef const char* data = r_bytes(r, count)
+        if fd is None:
+            return err
+        if self.opts.readonly:
+            return E.EROFS
+        if not fd.writable:
+            return E.EBADF
+        cdef Node node = fd.control.node
+        cdef Py_ssize_t done
+        rlock(&self.server.rename_lock)
+        wlock(&node.op_lock)
+        try:
+            done = fd.impl.c_write(data, count, offset)
+        finally:
+            unlock(&node.op_lock)
+            unlock(&self.server.rename_lock)
+        w_u64(&o.w, done)
+        return 0
+
+    cdef int h_getdents64(self, Reader* r, Out* o) except -1:
+        cdef int err = 0
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef int32_t count = <int32_t>r_u32(r)
+        if fd is None:
+            return err
+        if not fd.control.is_dir():
+            return E.ENOTDIR
+        cdef bint seek0 = count < 0
+        if seek0:
+            count = -count if count != -2147483648 else 2147483647
+        # Bound the host read by what a response could ever carry.
+        if <uint32_t>count > self.max_msg:
+            count = self.max_msg
+        cdef Node node = fd.control.node
+        rlock(&self.server.rename_lock)
+        rlock(&node.op_lock)
+        try:
+            fd.impl.c_getdents64(&o.w, count, seek0)
+        finally:
+            unlock(&node.op_lock)
+            unlock(&self.server.rename_lock)
+        return 0
+
+    # ------------------------------------------------------------ transport
+
+    def serve(self, int sock):
+        """Serves requests on a connected AF_UNIX SOCK_STREAM socket until EOF;
+        then releases every FD of the connection. Takes ownership of `sock`."""
+        self.sock = sock
+        cdef char* req = <char*>malloc(self.max_msg + 8)
+        cdef char* resp = <char*>malloc(self.max_msg + 8)
+        cdef Out o
+        cdef uint32_t plen
+        cdef uint16_t mid, rmid
+        if req == NULL or resp == NULL:
+            free(req); free(resp)
+            raise MemoryError()
+        o.w.buf = resp + 8
+        o.w.cap = self.max_msg
+        o.w.growable = False
+        try:
+            while True:
+                if sock_read(sock, req, 8) <= 0:
+                    break
+                plen = lisafs_ld32(req)
+                mid = lisafs_ld16(req + 4)
+                if plen > self.max_msg:
+                    # Consume the payload so the stream stays in step, then
+                    # refuse it (gVisor does the same).
+                    if sock_discard(sock, req, self.max_msg, plen) <= 0:
+                        break
+                    rmid = self.dispatch(mid, req, plen, &o)
+                else:
+                    if plen and sock_read(sock, req, plen) <= 0:
+                        break
+                    rmid = self.dispatch(mid, req, plen, &o)
+                lisafs_st32(resp, <uint32_t>o.w.len)
+                lisafs_st16(resp + 4, rmid)
+                lisafs_st16(resp + 6, 0)
+                err = sock_write(sock, resp, 8 + o.w.len, o.fds, o.nfds)
+                while o.nfds > 0:
+                    o.nfds -= 1
+                    close(o.fds[o.nfds])
+                if err < 0:
+                    break
+        finally:
+            free(req)
+            free(resp)
+            self.closed = True
+            self.close_all()
+            self.sock = -1
+            close(sock)
+
+
+# ---------------------------------------------------------------- socket I/O
+
+cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n) noexcept:
+    """Reads exactly n bytes; 0 on EOF, -1 on error. Any FDs a (misbehaving)
+    client attaches are closed, never kept."""
+    cdef Py_ssize_t got = 0, k
+    cdef iovec iov
+    cdef msghdr msg
+    cdef char ctl[256]
+    cdef cmsghdr* c
+    cdef int* fds
+    cdef size_t i, nfd
+    while got < n:
+        iov.iov_base = buf + got
+        iov.iov_len = n - got
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = &iov
+        msg.msg_iovlen = 1
+        msg.msg_control = ctl
+        msg.msg_controllen = sizeof(ctl)
+        with nogil:
+            k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)
+        if k < 0:
+            if errno == EINTR:
+                continue
+            return -1
+        if msg.msg_controllen:
+            c = CMSG_FIRSTHDR(&msg)
+            while c != NULL:
+                if c.cmsg_level == SOL_SOCKET and c.cmsg_type == SCM_RIGHTS:
+                    fds = <int*>CMSG_DATA(c)
+                    nfd = (c.cmsg_len - CMSG_LEN(0)) // sizeof(int)
+                    for i in range(nfd):
+                        close(fds[i])
+                c = CMSG_NXTHDR(&msg, c)
+        if k == 0:
+            return 0
+        got += k
+    return got
+
+
+cdef Py_ssize_t sock_discard(int sock, char* buf, Py_ssize_t bufsize, uint64_t n) noexcept:
+    cdef Py_ssize_t k
+    while n > 0:
+        k = sock_read(sock, buf, <Py_ssize_t>min(<uint64_t>bufsize, n))
+        if k <= 0:
+            return k
+        n -= k
+    return 1
+
+
+cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds) noexcept:
+    """Writes all n bytes; the FDs ride in one SCM_RIGHTS message with the
+    first byte, as gVisor's client expects."""
+    cdef iovec iov
+    cdef msghdr msg
+    cdef char ctl[64]
+    cdef cmsghdr* c
+    cdef Py_ssize_t k
+    cdef int i
+    while n > 0:
+        iov.iov_base = <void*>buf
+        iov.iov_len = n
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = &iov
+        msg.msg_iovlen = 1
+        if nfds > 0:
+            memset(ctl, 0, sizeof(ctl))
+            msg.msg_control = ctl
+            msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int))
+            c = CMSG_FIRSTHDR(&msg)
+            c.cmsg_level = SOL_SOCKET
+            c.cmsg_type = SCM_RIGHTS
+            c.cmsg_len = CMSG_LEN(nfds * sizeof(int))
+            memcpy(CMSG_DATA(c), fds, nfds * sizeof(int))
+        with nogil:
+            k = sendmsg(sock, &msg, MSG_NOSIGNAL)
+        if k < 0:
+            if errno == EINTR:
+                continue
+            return -1
+        nfds = 0
+        buf += k
+        n -= k
+    return 0
+
+
+def donate_fd(int fd):
+    """Prepares a host FD for donation: gVisor sets O_NONBLOCK on every FD it
+    donates (the open file description is shared with the client)."""
+    cdef int fl = fcntl(fd, F_GETFL)
+    if fl >= 0:
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK)
+    return fd

@@ -1,0 +1,2 @@
+"""The stock backend: serves host directories like gVisor's fsgofer."""
+from gofer.fsgofer._host import HostConnection  # noqa: F401

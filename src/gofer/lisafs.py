@@ -1,0 +1,6 @@
+"""What backend and extension authors build on: the server core's base
+classes and the LISAFS value types."""
+from gofer._server import (  # noqa: F401
+    BoundSocketFDImpl, Connection, ConnectionImpl, ConnectionOpts, ControlFDImpl,
+    OpenFDImpl, Server)
+from gofer._wire import Dirent, Inode, ProtocolError, Statx  # noqa: F401
