@@ -390,6 +390,17 @@ cdef inline int check_safe_name(const char* p, uint16_t n) noexcept:
     return 0
 
 
+cdef int check_string_array(Reader* r, uint16_t count) except -1:
+    """Bounds-checks a whole StringArray before any of it is acted on, as
+    gVisor decodes a request completely first."""
+    cdef Py_ssize_t save = r.pos
+    cdef uint16_t i, n
+    for i in range(count):
+        r_str(r, &n)
+    r.pos = save
+    return 0
+
+
 cdef inline void w_inode(Writer* w, uint64_t fdid, lisafs_statx* st) except *:
     cdef char* p = w_reserve(w, sizeof(lisafs_inode))
     lisafs_st64(p, fdid)
@@ -421,6 +432,7 @@ cdef class Connection:
     cdef readonly list supported_list
     cdef int sock
     cdef bint closed
+    cdef bint mounted
 
     def __init__(self, Server server not None, ConnectionImpl impl not None,
                  ConnectionOpts opts=None, mount_path="/"):
@@ -507,6 +519,8 @@ cdef class Connection:
             err = E.EIO
         elif mid > MAX_MID or not self.supported[mid]:
             err = E.EOPNOTSUPP
+        elif not self.mounted and mid != _wire.MOUNT:
+            err = E.EINVAL          # Mount comes before anything else
         else:
             try:
                 err = self.handle(mid, &r, o)
@@ -576,6 +590,7 @@ cdef class Connection:
                 close(host_fd)
             raise
         fd = self.new_control_fd(node, <ControlFDImpl>res, st.mode)
+        self.mounted = True
         w_inode(&o.w, fd.id, &st)
         w_u32(&o.w, self.max_msg)
         w_u16(&o.w, len(self.supported_list))
@@ -629,6 +644,7 @@ cdef class Connection:
         cdef Node node
         if 3 + <Py_ssize_t>count * sizeof(lisafs_inode) > self.max_msg:
             return E.EIO
+        check_string_array(r, count)
         cdef Py_ssize_t start = o.w.len
         w_u8(&o.w, 0)
         w_u16(&o.w, 0)
@@ -686,6 +702,7 @@ cdef class Connection:
         cdef Py_ssize_t save = r.pos
         if 2 + <Py_ssize_t>count * sizeof(lisafs_statx) > self.max_msg:
             return E.EIO
+        check_string_array(r, count)
         # A path of exactly [""] asks for the stat of a non-directory.
         if count >= 1:
             p = r_str(r, &n)

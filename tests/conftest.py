@@ -1,0 +1,50 @@
+import os
+import socket
+
+import pytest
+
+from gofer._server import ConnectionOpts, Server
+from gofer.client import Client
+from gofer.fsgofer import HostConnection
+from gofer.service import Service
+
+
+def open_fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A small host tree: a file, a subdirectory, a symlink, a nested file."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "file.txt").write_bytes(b"hello, gofer\n")
+    (root / "sub").mkdir()
+    (root / "sub" / "inner.bin").write_bytes(bytes(range(256)) * 40)
+    (root / "link").symlink_to("sub")
+    (tmp_path / "outside.txt").write_text("secret")
+    return root
+
+
+@pytest.fixture
+def service():
+    svc = Service(Server())
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture
+def connect(service):
+    """connect(root, **opts) -> a Client served in-process over a socketpair."""
+    clients = []
+
+    def make(root, **opts):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        service.start(theirs.detach(), HostConnection(root), ConnectionOpts(**opts))
+        c = Client(ours)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()
