@@ -208,7 +208,8 @@ def test_malformed_requests_get_errors_and_the_stream_stays_in_step(tree, connec
     assert raw_errno(c, 0) == errno.EOPNOTSUPP                                   # Error MID
     assert raw_errno(c, 34) == errno.EOPNOTSUPP                                  # unknown
     assert raw_errno(c, 0xffff) == errno.EOPNOTSUPP
-    assert raw_errno(c, w.MKDIR_AT) == errno.EOPNOTSUPP                          # unsupported
+    assert raw_errno(c, w.FLUSH, b"\0" * 8) == errno.EOPNOTSUPP                  # unsupported
+    assert raw_errno(c, w.MKDIR_AT, b"\0" * 10) == errno.EIO
     # Oversized: the payload is consumed and refused, and the next request works.
     big = b"\x00" * (c.max_message_size + 1)
     assert raw_errno(c, w.FSTAT, big) == errno.EIO

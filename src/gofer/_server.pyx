@@ -71,7 +71,17 @@ cdef extern from "<fcntl.h>" nogil:
 cdef extern from "<sys/stat.h>" nogil:
     int S_IFMT, S_IFDIR, S_IFLNK, S_IFSOCK, S_IFREG
 
+# The RPCs a readonly connection refuses with EROFS (OpenAt decides itself).
+MUTATING = frozenset([
+    _wire.SETSTAT, _wire.OPEN_CREATE_AT, _wire.PWRITE, _wire.MKDIR_AT, _wire.MKNOD_AT,
+    _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
+    _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT])
+STATFS_FIELDS = ("type", "block_size", "blocks", "blocks_free", "blocks_available", "files",
+                 "files_free", "name_length")
+
 cdef enum:
+    SETSTAT_MASK = 0x27a          # MODE|UID|GID|SIZE|ATIME|MTIME
+    RENAME_EXCHANGE = 2
     MAX_MID = 33
     STATX_TYPE = 0x1
     STATX_SIZE = 0x200
@@ -95,6 +105,44 @@ cdef inline void wlock(pthread_rwlock_t* l) noexcept:
 
 cdef inline void unlock(pthread_rwlock_t* l) noexcept:
     pthread_rwlock_unlock(l)
+
+
+cdef enum LockLevel:
+    READ = 1        # rename lock shared + node lock shared
+    WRITE = 2       # rename lock shared + node lock exclusive
+    GLOBAL = 3      # rename lock exclusive
+
+
+cdef class Guard:
+    """`with Guard(server, node, level):` holds gVisor's concurrency level for
+    a cold handler. `server` None skips the rename lock (already held)."""
+    cdef Server server
+    cdef Node node
+    cdef int level
+
+    def __cinit__(self, Server server, Node node, int level):
+        self.server = server
+        self.node = node
+        self.level = level
+
+    def __enter__(self):
+        if self.server is not None:
+            if self.level == GLOBAL:
+                wlock(&self.server.rename_lock)
+            else:
+                rlock(&self.server.rename_lock)
+        if self.node is not None and self.level != GLOBAL:
+            if self.level == WRITE:
+                wlock(&self.node.op_lock)
+            else:
+                rlock(&self.node.op_lock)
+
+    def __exit__(self, *exc):
+        if self.node is not None and self.level != GLOBAL:
+            unlock(&self.node.op_lock)
+        if self.server is not None:
+            unlock(&self.server.rename_lock)
+        return False
 
 
 # ---------------------------------------------------------------- options
@@ -154,6 +202,72 @@ cdef class ControlFDImpl:
         """Returns an `OpenFDImpl`, or `(OpenFDImpl, host_fd)` to donate an FD."""
         _not_implemented()
 
+    def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
+        """Changes the attributes in `mask` (STATX_MODE|UID|GID|SIZE|ATIME|MTIME);
+        atime/mtime are (sec, nsec) with nsec possibly UTIME_NOW/UTIME_OMIT.
+        Returns None, or (failure_mask, errno) for a partial failure."""
+        _not_implemented()
+
+    def open_create(self, mode, uid, gid, bytes name, flags):
+        """Creates and opens `name`: returns (ControlFDImpl, Statx, OpenFDImpl,
+        host_fd or -1)."""
+        _not_implemented()
+
+    def mkdir(self, mode, uid, gid, bytes name):
+        """Returns (ControlFDImpl, Statx) of the new directory."""
+        _not_implemented()
+
+    def mknod(self, mode, uid, gid, bytes name, minor, major):
+        _not_implemented()
+
+    def symlink(self, bytes name, bytes target, uid, gid):
+        _not_implemented()
+
+    def link(self, ControlFDImpl dir, bytes name):
+        """Makes `dir`/`name` a hard link to this file; returns (impl, Statx)."""
+        _not_implemented()
+
+    def statfs(self):
+        """Returns an object with the StatFS fields (see gofer.lisafs.StatFS)."""
+        _not_implemented()
+
+    def readlink(self):
+        """Returns the symlink's target (bytes)."""
+        _not_implemented()
+
+    def connect(self, sock_type):
+        """Returns a host FD connected to this socket file."""
+        _not_implemented()
+
+    def connect_with_creds(self, sock_type, uid, gid):
+        return self.connect(sock_type)
+
+    def bind_at(self, sock_type, bytes name, mode, uid, gid):
+        """Returns (ControlFDImpl, Statx, BoundSocketFDImpl, host_fd)."""
+        _not_implemented()
+
+    def unlink(self, bytes name, flags):
+        _not_implemented()
+
+    def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, flags):
+        """Renames this directory's `old_name` to `new_dir`/`new_name`
+        (flags as renameat2(2): RENAME_NOREPLACE, RENAME_EXCHANGE...)."""
+        _not_implemented()
+
+    def get_xattr(self, bytes name, size):
+        """Returns the value (size 0 means the whole value)."""
+        _not_implemented()
+
+    def set_xattr(self, bytes name, bytes value, flags):
+        _not_implemented()
+
+    def list_xattr(self, size):
+        """Returns a list of names (bytes)."""
+        _not_implemented()
+
+    def remove_xattr(self, bytes name):
+        _not_implemented()
+
     def close(self):
         """Called once when the core drops its last reference."""
 
@@ -208,6 +322,15 @@ cdef class OpenFDImpl:
         restarting from the beginning when `seek0`; [] at the end."""
         _not_implemented()
 
+    def sync(self):
+        pass
+
+    def allocate(self, mode, offset, length):
+        _not_implemented()
+
+    def flush(self):
+        pass
+
     def close(self):
         pass
 
@@ -245,6 +368,13 @@ cdef class OpenFDImpl:
 
 cdef class BoundSocketFDImpl:
     """A bound host socket of a backend (gVisor's BoundSocketFDImpl)."""
+
+    def listen(self, backlog):
+        _not_implemented()
+
+    def accept(self):
+        """Returns (host_fd of the new connection, peer address bytes)."""
+        _not_implemented()
 
     def close(self):
         pass
@@ -311,6 +441,24 @@ cdef void node_decref(Node n) noexcept:
             del p.children[n.name]
         n.parent = None
         n = p
+
+
+cdef void node_detach(Node n) noexcept:
+    """Takes n out of its parent's children (it lives on while referenced)."""
+    cdef Node p = n.parent
+    if p is None:
+        return
+    if p.children.get(n.name) is n:
+        del p.children[n.name]
+    n.parent = None
+    node_decref(p)
+
+
+cdef void node_attach(Node n, Node parent, bytes name) noexcept:
+    n.name = name
+    n.parent = parent
+    parent.children[name] = n
+    parent.refs += 1
 
 
 cdef void node_mark_deleted(Node n) noexcept:
@@ -537,6 +685,7 @@ cdef class Connection:
         return 0
 
     cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
+        # The hot RPCs decode in place; the rest go through the table codec.
         if mid == _wire.FSTAT:
             return self.h_fstat(r, o)
         if mid == _wire.WALK:
@@ -555,7 +704,10 @@ cdef class Connection:
             return self.h_getdents64(r, o)
         if mid == _wire.MOUNT:
             return self.h_mount(r, o)
-        return E.EOPNOTSUPP
+        if self.opts.readonly and mid in MUTATING:
+            return E.EROFS
+        req = _wire.decode_request(mid, PyBytes_FromStringAndSize(r.buf, r.len))
+        return self.handle_cold(mid, req, o)
 
     # ------------------------------------------------------------ handlers
 
@@ -874,11 +1026,288 @@ cdef class Connection:
         rlock(&self.server.rename_lock)
         rlock(&node.op_lock)
         try:
+            if node.deleted:
+                return E.EINVAL
             fd.impl.c_getdents64(&o.w, count, seek0)
         finally:
             unlock(&node.op_lock)
             unlock(&self.server.rename_lock)
         return 0
+
+    # ------------------------------------------------------------ cold handlers
+    # Each takes the decoded request dict, enforces gVisor's protocol rules
+    # (handlers.go), calls the implementation under the right node locks and
+    # writes the response. Returns 0 or an errno.
+
+    cdef ControlFD control(self, uint64_t fdid):
+        cdef int err = 0
+        cdef FD fd = self.lookup(fdid, ControlFD, &err)
+        if fd is None:
+            raise OSError(err, os.strerror(err))
+        return <ControlFD>fd
+
+    cdef OpenFD open_fd(self, uint64_t fdid):
+        cdef int err = 0
+        cdef FD fd = self.lookup(fdid, OpenFD, &err)
+        if fd is None:
+            raise OSError(err, os.strerror(err))
+        return <OpenFD>fd
+
+    cdef ControlFD directory(self, uint64_t fdid, name):
+        """The directory ControlFD for a create/unlink of `name`."""
+        cdef const char* p = name
+        if check_safe_name(p, len(name)):
+            raise OSError(E.EINVAL, "unsafe name")
+        cdef ControlFD d = self.control(fdid)
+        if not d.is_dir():
+            raise OSError(E.ENOTDIR, os.strerror(E.ENOTDIR))
+        return d
+
+    cdef ControlFD new_child(self, ControlFD parent, bytes name, res, lisafs_statx* st):
+        """Registers an implementation's (ControlFDImpl, Statx) for a new child."""
+        child, stx = res
+        if not isinstance(child, ControlFDImpl):
+            raise TypeError("expected a ControlFDImpl, got %s" % type(child).__name__)
+        _statx_out(stx, st)
+        return self.new_control_fd(node_child(parent.node, name), <ControlFDImpl>child, st.mode)
+
+    cdef int handle_cold(self, uint16_t mid, dict q, Out* o) except -1:
+        cdef ControlFD d, f, t
+        cdef OpenFD of
+        cdef lisafs_statx st
+        cdef Node node
+        cdef Guard g
+        cdef int host_fd = -1
+        if mid == _wire.CHANNEL:
+            return self.h_channel(o)
+
+        if mid == _wire.SETSTAT:
+            f = self.control(q["fd"])
+            if q["mask"] & ~SETSTAT_MASK:
+                return E.EPERM
+            with Guard(self.server, f.node, WRITE):
+                if f.node.deleted and not self.opts.set_attr_on_deleted:
+                    return E.EINVAL
+                try:
+                    res = f.impl.set_stat(q["mask"], q["mode"], q["uid"], q["gid"], q["size"],
+                                          (q["atime_sec"], q["atime_nsec"]),
+                                          (q["mtime_sec"], q["mtime_nsec"]))
+                except OSError as e:
+                    res = (q["mask"], errno_of(e))
+            mask, err = res if res else (0, 0)
+            w_u32(&o.w, mask)
+            w_u32(&o.w, err)
+            return 0
+
+        if mid in (_wire.OPEN_CREATE_AT, _wire.MKDIR_AT, _wire.MKNOD_AT, _wire.SYMLINK_AT,
+                   _wire.BIND_AT):
+            d = self.directory(q["dir_fd"], q["name"])
+            with Guard(self.server, d.node, WRITE):
+                if d.node.deleted:
+                    return E.EINVAL
+                if mid == _wire.OPEN_CREATE_AT:
+                    res = d.impl.open_create(q["mode"], q["uid"], q["gid"], q["name"],
+                                             q["flags"] & OPEN_FLAGS_MASK)
+                elif mid == _wire.MKDIR_AT:
+                    res = d.impl.mkdir(q["mode"], q["uid"], q["gid"], q["name"])
+                elif mid == _wire.MKNOD_AT:
+                    res = d.impl.mknod(q["mode"], q["uid"], q["gid"], q["name"],
+                                       q["minor"], q["major"])
+                elif mid == _wire.SYMLINK_AT:
+                    res = d.impl.symlink(q["name"], q["target"], q["uid"], q["gid"])
+                else:
+                    res = d.impl.bind_at(q["sock_type"], q["name"], q["mode"], q["uid"], q["gid"])
+                if mid == _wire.OPEN_CREATE_AT or mid == _wire.BIND_AT:
+                    # (child ControlFDImpl, Statx, open/bound impl, host FD)
+                    child, stx, extra, host_fd = res
+                    if host_fd is None:
+                        host_fd = -1
+                    if host_fd >= 0:
+                        o.fds[0] = host_fd
+                        o.nfds = 1
+                    f = self.new_child(d, q["name"], (child, stx), &st)
+                    w_inode(&o.w, f.id, &st)
+                    if mid == _wire.OPEN_CREATE_AT:
+                        w_u64(&o.w, self.add_open_fd(f, extra, q["flags"] & O_ACCMODE))
+                    else:
+                        if host_fd < 0:
+                            raise OSError(E.EBADF, "bind_at() must return a host socket FD")
+                        w_u64(&o.w, self.add_bound_socket_fd(f, extra))
+                else:
+                    f = self.new_child(d, q["name"], res, &st)
+                    w_inode(&o.w, f.id, &st)
+            return 0
+
+        if mid == _wire.LINK_AT:
+            d = self.directory(q["dir_fd"], q["name"])
+            t = self.control(q["target"])
+            if t.is_dir():
+                return E.EPERM
+            with Guard(self.server, d.node, WRITE):
+                with Guard(None, t.node, READ):
+                    if d.node.deleted or t.node.deleted:
+                        return E.EINVAL
+                    res = t.impl.link(d.impl, q["name"])
+                    f = self.new_child(d, q["name"], res, &st)
+            w_inode(&o.w, f.id, &st)
+            return 0
+
+        if mid == _wire.UNLINK_AT:
+            d = self.directory(q["dir_fd"], q["name"])
+            with Guard(self.server, d.node, WRITE):
+                if d.node.deleted:
+                    return E.EINVAL
+                child_node = d.node.children.get(q["name"])
+                with Guard(None, child_node, WRITE):
+                    d.impl.unlink(q["name"], q["flags"])
+                    if child_node is not None:
+                        node_detach(<Node>child_node)
+                        node_mark_deleted(<Node>child_node)
+            return 0
+
+        if mid == _wire.RENAME_AT or mid == _wire.RENAME_AT2:
+            return self.h_rename(q["old_dir"], q["old_name"], q["new_dir"], q["new_name"],
+                                 q.get("flags", 0))
+
+        if mid == _wire.FSYNC:
+            first = 0
+            for fdid in q["fds"]:
+                try:
+                    of = self.open_fd(fdid)
+                    with Guard(self.server, of.control.node, READ):
+                        of.impl.sync()
+                except BaseException as e:
+                    first = first or errno_of(e)
+            return first
+
+        if mid == _wire.FALLOCATE or mid == _wire.FLUSH:
+            of = self.open_fd(q["fd"])
+            if mid == _wire.FLUSH:
+                with Guard(self.server, of.control.node, READ):
+                    of.impl.flush()
+                return 0
+            if not of.writable:
+                return E.EBADF
+            with Guard(self.server, of.control.node, WRITE):
+                if of.control.node.deleted and not self.opts.allocate_on_deleted:
+                    return E.EINVAL
+                of.impl.allocate(q["mode"], q["offset"], q["length"])
+            return 0
+
+        if mid == _wire.LISTEN or mid == _wire.ACCEPT:
+            bfd = self.fds.get(q["fd"])
+            if bfd is None:
+                return E.EBADF
+            if type(bfd) is not BoundSocketFD:
+                return E.EINVAL
+            node = (<BoundSocketFD>bfd).control.node
+            with Guard(self.server, node, READ):
+                if node.deleted:
+                    return E.EINVAL
+                if mid == _wire.LISTEN:
+                    (<BoundSocketFD>bfd).impl.listen(q["backlog"])
+                    return 0
+                host_fd, peer = (<BoundSocketFD>bfd).impl.accept()
+            o.fds[0] = host_fd
+            o.nfds = 1
+            w_str(&o.w, peer, len(peer))
+            return 0
+
+        # The rest act on one ControlFD under a read (or, to mutate, write) lock.
+        f = self.control(q["fd"])
+        if mid == _wire.READLINK_AT and f.ftype != S_IFLNK:
+            return E.EINVAL
+        if (mid == _wire.CONNECT or mid == _wire.CONNECT_WITH_CREDS) and f.ftype != S_IFSOCK:
+            return E.ENOTSOCK
+        with Guard(self.server, f.node, WRITE if mid in MUTATING else READ):
+            if f.node.deleted and mid != _wire.FSTATFS:
+                return E.EINVAL
+            if mid == _wire.FSTATFS:
+                sfs = f.impl.statfs()
+                for name in STATFS_FIELDS:
+                    w_u64(&o.w, <uint64_t>getattr(sfs, name))
+            elif mid == _wire.READLINK_AT:
+                target = f.impl.readlink()
+                w_str(&o.w, target, len(target))
+            elif mid == _wire.CONNECT:
+                o.fds[0] = f.impl.connect(q["sock_type"])
+                o.nfds = 1
+            elif mid == _wire.CONNECT_WITH_CREDS:
+                o.fds[0] = f.impl.connect_with_creds(q["sock_type"], q["uid"], q["gid"])
+                o.nfds = 1
+            elif mid == _wire.FGETXATTR:
+                value = f.impl.get_xattr(q["name"], q["buf_size"])
+                if q["buf_size"] and len(value) > q["buf_size"]:
+                    return E.ERANGE
+                w_str(&o.w, value, len(value))
+            elif mid == _wire.FSETXATTR:
+                f.impl.set_xattr(q["name"], q["value"], q["flags"])
+            elif mid == _wire.FLISTXATTR:
+                names = f.impl.list_xattr(q["size"])
+                w_u16(&o.w, len(names))
+                for name in names:
+                    w_str(&o.w, name, len(name))
+            elif mid == _wire.FREMOVEXATTR:
+                f.impl.remove_xattr(q["name"])
+            else:
+                return E.EOPNOTSUPP
+        return 0
+
+    cdef int h_channel(self, Out* o) except -1:
+        return E.ENOSYS
+
+    cdef uint64_t add_open_fd(self, ControlFD cfd, impl, uint32_t acc) except 0:
+        if not isinstance(impl, OpenFDImpl):
+            raise TypeError("expected an OpenFDImpl, got %s" % type(impl).__name__)
+        cdef OpenFD ofd = OpenFD.__new__(OpenFD)
+        ofd.control = cfd
+        cfd.refs += 1
+        ofd.impl = <OpenFDImpl>impl
+        ofd.readable = acc == O_RDONLY or acc == O_RDWR
+        ofd.writable = acc == O_WRONLY or acc == O_RDWR
+        return self.add_fd(ofd)
+
+    cdef uint64_t add_bound_socket_fd(self, ControlFD cfd, impl) except 0:
+        if not isinstance(impl, BoundSocketFDImpl):
+            raise TypeError("expected a BoundSocketFDImpl, got %s" % type(impl).__name__)
+        cdef BoundSocketFD b = BoundSocketFD.__new__(BoundSocketFD)
+        b.control = cfd
+        cfd.refs += 1
+        b.impl = <BoundSocketFDImpl>impl
+        return self.add_fd(b)
+
+    cdef int h_rename(self, uint64_t old_dir, bytes old_name, uint64_t new_dir,
+                      bytes new_name, uint32_t flags) except -1:
+        cdef const char* p = old_name
+        cdef const char* q = new_name
+        if check_safe_name(p, len(old_name)) or check_safe_name(q, len(new_name)):
+            return E.EINVAL
+        cdef ControlFD od = self.control(old_dir)
+        cdef ControlFD nd = self.control(new_dir)
+        if not od.is_dir() or not nd.is_dir():
+            return E.ENOTDIR
+        with Guard(self.server, None, GLOBAL):
+            if od.node.deleted or nd.node.deleted:
+                return E.EINVAL
+            if od.node is nd.node and old_name == new_name:
+                return 0
+            od.impl.rename_at(old_name, nd.impl, new_name, flags)
+            # The host rename happened; make the tree say the same.
+            replaced = nd.node.children.get(new_name)
+            renamed = od.node.children.get(old_name)
+            if replaced is not None:
+                node_detach(<Node>replaced)
+            if renamed is not None:
+                node_detach(<Node>renamed)
+            if replaced is not None:
+                if flags & RENAME_EXCHANGE:
+                    node_attach(<Node>replaced, od.node, old_name)
+                else:
+                    node_mark_deleted(<Node>replaced)
+            if renamed is not None:
+                node_attach(<Node>renamed, nd.node, new_name)
+        return 0
+
 
     # ------------------------------------------------------------ transport
 

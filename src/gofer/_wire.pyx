@@ -135,6 +135,8 @@ cdef Statx statx_from_c(const lisafs_statx* s):
 
 Inode = namedtuple("Inode", "control_fd stat")
 Dirent = namedtuple("Dirent", "ino dev_minor dev_major off type name")
+StatFS = namedtuple("StatFS", "type block_size blocks blocks_free blocks_available files "
+                              "files_free name_length")
 
 # ---------------------------------------------------------------- layouts
 

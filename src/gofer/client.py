@@ -2,8 +2,8 @@
 
     with Client.connect("/run/gofer.sock") as c:
         root = c.root                       # Inode of the mount point
-        st, [f] = c.walk(root.control_fd, [b"etc", b"hostname"])
-        fd, host_fd = c.open_at(f.control_fd, os.O_RDONLY)
+        status, inodes = c.walk(root.control_fd, [b"etc", b"hostname"])
+        fd, host_fd = c.open_at(inodes[-1].control_fd, os.O_RDONLY)
         print(c.pread(fd, 0, 4096))
 
 Every RPC is `call(mid, **fields)` underneath, with the message layouts of

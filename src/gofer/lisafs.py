@@ -3,4 +3,4 @@ classes and the LISAFS value types."""
 from gofer._server import (  # noqa: F401
     BoundSocketFDImpl, Connection, ConnectionImpl, ConnectionOpts, ControlFDImpl,
     OpenFDImpl, Server)
-from gofer._wire import Dirent, Inode, ProtocolError, Statx  # noqa: F401
+from gofer._wire import Dirent, Inode, ProtocolError, StatFS, Statx  # noqa: F401

@@ -17,12 +17,17 @@ from posix.unistd cimport close, dup
 
 from gofer._wire cimport (Writer, lisafs_statx, w_reserve, w_u16, w_u32, w_u64,
                           w_u8, w_bytes, lisafs_st16)
-from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl
+from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl, BoundSocketFDImpl
 from gofer._server import donate_fd
+from gofer._wire cimport Statx
+from gofer._wire import StatFS
+from gofer import _wire
+import socket
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int, const char*, int, ...)
     int O_PATH, O_NOFOLLOW, O_CLOEXEC, O_RDONLY, O_DIRECTORY, O_NONBLOCK, AT_EMPTY_PATH
+    int O_CREAT, O_EXCL, O_WRONLY
     int AT_SYMLINK_NOFOLLOW, AT_STATX_DONT_SYNC
 
 cdef extern from "<sys/stat.h>" nogil:
@@ -41,6 +46,35 @@ cdef extern from "<unistd.h>" nogil:
 
 cdef extern from "<dirent.h>" nogil:
     ssize_t getdents64(int, void*, size_t)
+
+cdef extern from "<time.h>" nogil:
+    struct timespec:
+        long tv_sec
+        long tv_nsec
+
+cdef extern from "<sys/stat.h>" nogil:
+    int utimensat(int, const char*, const timespec*, int)
+
+cdef extern from "<fcntl.h>" nogil:
+    int fallocate(int, int, long, long)
+    int fchownat(int, const char*, unsigned, unsigned, int)
+    int unlinkat(int, const char*, int)
+
+cdef extern from "<stdio.h>" nogil:
+    int renameat2(int, const char*, int, const char*, unsigned)
+
+cdef extern from "<sys/vfs.h>" nogil:
+    struct statfs:
+        long f_type
+        long f_bsize
+        unsigned long f_blocks, f_bfree, f_bavail, f_files, f_ffree
+        long f_namelen
+    int fstatfs(int, statfs*)
+
+cdef extern from "<sys/socket.h>" nogil:
+    int listen(int, int)
+    int accept4(int, void*, void*, int)
+    int SOCK_NONBLOCK, SOCK_CLOEXEC
 
 cdef extern from *:
     """
@@ -63,6 +97,7 @@ cdef extern from *:
 
 cdef enum:
     STAT_MASK = 0x7ff | 0x800       # STATX_BASIC_STATS | STATX_BTIME
+    UTIME_OMIT = (1 << 30) - 2
     # Large reads and writes release the GIL; small ones are faster holding it.
     NOGIL_IO_BYTES = 64 * 1024
     DIRENT_BUF = 8192
@@ -96,9 +131,43 @@ cdef inline bint supported_type(uint16_t mode) noexcept:
         t == S_IFIFO or t == S_IFCHR
 
 
+cdef inline void check(int rc) except *:
+    if rc < 0:
+        raise_errno(errno)
+
+
+cdef HostControlFD new_control(HostConnection conn, int fd, lisafs_statx* st):
+    """Wraps a fresh O_PATH host FD; closes it if the file cannot be served."""
+    try:
+        fstatx(fd, st)
+    except BaseException:
+        close(fd)
+        raise
+    if not supported_type(st.mode):
+        close(fd)
+        raise_errno(E.EPERM)
+    cdef HostControlFD c = HostControlFD.__new__(HostControlFD)
+    c.fd = fd
+    c.ftype = st.mode & S_IFMT
+    c.conn = conn
+    return c
+
+
+cdef Statx to_statx(lisafs_statx* st):
+    return Statx.from_bytes(PyBytes_FromStringAndSize(<char*>st, sizeof(lisafs_statx)))
+
+
+cdef set_owner(int fd, uint32_t uid, uint32_t gid):
+    # NO_UID / NO_GID (0xFFFFFFFF) mean "leave as is", as fchownat's -1 does.
+    if uid != 0xFFFFFFFF or gid != 0xFFFFFFFF:
+        check(fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+
+
 cdef class HostControlFD(ControlFDImpl):
     cdef readonly int fd
     cdef uint16_t ftype
+    cdef HostConnection conn
+    cdef bint is_mount_point
 
     def __cinit__(self):
         self.fd = -1
@@ -116,37 +185,40 @@ cdef class HostControlFD(ControlFDImpl):
             if errno == E.ENOENT:
                 return None
             raise_errno(errno)
-        try:
-            fstatx(fd, out)
-        except BaseException:
-            close(fd)
-            raise
-        if not supported_type(out.mode):
-            close(fd)
-            raise_errno(E.EPERM)
-        cdef HostControlFD child = HostControlFD.__new__(HostControlFD)
-        child.fd = fd
-        child.ftype = out.mode & S_IFMT
-        return child
+        return new_control(self.conn, fd, out)
 
     cdef object c_open(self, uint32_t flags, int* host_fd):
         host_fd[0] = -1
-        if self.ftype == S_IFIFO or self.ftype == S_IFSOCK or self.ftype == S_IFCHR:
-            # Host FIFOs, sockets and devices are not opened by default (gVisor's
-            # --host-fifo / --host-uds / character-device policies).
+        # Host FIFOs, sockets and devices open only as the policies allow.
+        if (self.ftype == S_IFIFO and not self.conn.fifo_open) or \
+                (self.ftype == S_IFSOCK and not self.conn.uds_open) or \
+                (self.ftype == S_IFCHR and not self.conn.char_devices):
             raise_errno(E.EPERM)
+        cdef int fd = self.reopen(flags)
+        cdef HostOpenFD ofd = HostOpenFD.__new__(HostOpenFD)
+        ofd.fd = fd
+        if self.ftype == S_IFREG or self.ftype == S_IFIFO or self.ftype == S_IFCHR or \
+                (self.is_mount_point and self.conn.donate_mount_fd):
+            # With the host FD the client does I/O itself; FIFOs and devices
+            # need it to wait on (the gofer never blocks on them).
+            host_fd[0] = dup(fd)
+            if host_fd[0] >= 0:
+                donate_fd(host_fd[0])
+            elif self.ftype != S_IFREG:
+                raise_errno(errno)
+        return ofd
+
+    cdef int reopen(self, uint32_t flags) except -1:
+        """A new open file description of this file, through /proc/self/fd
+        (no path lookup, so nothing can be swapped in between)."""
         cdef bytes proc_name = str(self.fd).encode()
         cdef int fd = openat(proc_self_fd(), PyBytes_AS_STRING(proc_name), flags | O_CLOEXEC)
         if fd < 0:
             raise_errno(errno)
-        cdef HostOpenFD ofd = HostOpenFD.__new__(HostOpenFD)
-        ofd.fd = fd
-        if self.ftype == S_IFREG:
-            # Best effort: with the host FD the client reads and writes directly.
-            host_fd[0] = dup(fd)
-            if host_fd[0] >= 0:
-                donate_fd(host_fd[0])
-        return ofd
+        return fd
+
+    cdef bytes proc_path(self):
+        return ("/proc/self/fd/%d" % self.fd).encode()
 
     cdef int c_close(self) except -1:
         if self.fd >= 0:
@@ -156,10 +228,181 @@ cdef class HostControlFD(ControlFDImpl):
 
     # Python-level API, so tools and extensions can wrap the stock backend.
     def stat(self):
-        from gofer._wire import Statx
         cdef lisafs_statx st
         self.c_stat(&st)
-        return Statx.from_bytes(PyBytes_FromStringAndSize(<char*>&st, sizeof(st)))
+        return to_statx(&st)
+
+    # ---------------------------------------------------------- cold RPCs
+
+    def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
+        cdef timespec ts[2]
+        failed, err = 0, 0
+        if mask & 0x2:                                    # STATX_MODE
+            try:
+                if self.ftype == S_IFLNK:
+                    raise_errno(E.EOPNOTSUPP)
+                os.chmod(str(self.fd), mode & 0o7777, dir_fd=proc_self_fd())
+            except OSError as e:
+                failed, err = failed | 0x2, e.errno
+        if mask & 0x200:                                  # STATX_SIZE
+            try:
+                if self.ftype == S_IFDIR:
+                    raise_errno(E.EISDIR)
+                wfd = self.reopen(O_WRONLY | O_NONBLOCK)
+                try:
+                    os.ftruncate(wfd, size)
+                finally:
+                    close(wfd)
+            except OSError as e:
+                failed, err = failed | 0x200, e.errno
+        if mask & 0x60:                                   # STATX_ATIME | STATX_MTIME
+            ts[0].tv_sec, ts[0].tv_nsec = atime if mask & 0x20 else (0, UTIME_OMIT)
+            ts[1].tv_sec, ts[1].tv_nsec = mtime if mask & 0x40 else (0, UTIME_OMIT)
+            # Through the magic link the times land on this very inode, a
+            # symlink included.
+            name = str(self.fd).encode()
+            if utimensat(proc_self_fd(), name, ts, 0) < 0:
+                failed, err = failed | (mask & 0x60), errno
+        if mask & 0x18:                                   # STATX_UID | STATX_GID
+            try:
+                set_owner(self.fd, uid if mask & 0x8 else 0xFFFFFFFF,
+                          gid if mask & 0x10 else 0xFFFFFFFF)
+            except OSError as e:
+                failed, err = failed | (mask & 0x18), e.errno
+        return (failed, err) if failed else None
+
+    cdef tuple created(self, bytes name, int fd, uint32_t uid, uint32_t gid, int rmflags):
+        """Finishes a create: owner, stat, ControlFD; undoes it on failure."""
+        cdef lisafs_statx st
+        try:
+            set_owner(fd, uid, gid)
+            child = new_control(self.conn, fd, &st)
+        except BaseException:
+            unlinkat(self.fd, name, rmflags)
+            raise
+        return child, to_statx(&st)
+
+    cdef int open_child(self, bytes name, int flags) except -1:
+        cdef int fd = openat(self.fd, name, flags | O_NOFOLLOW | O_CLOEXEC)
+        if fd < 0:
+            err = errno
+            unlinkat(self.fd, name, 0x200 if flags & O_DIRECTORY else 0)
+            raise_errno(err)
+        return fd
+
+    def open_create(self, mode, uid, gid, bytes name, flags):
+        cdef int fd = openat(self.fd, name, O_CREAT | O_EXCL | O_RDONLY | O_NONBLOCK |
+                             O_NOFOLLOW | O_CLOEXEC, <int>(mode & 0o7777))
+        if fd < 0:
+            raise_errno(errno)
+        try:
+            pfd = self.reopen_fd(fd, O_PATH)
+            child, st = self.created(name, pfd, uid, gid, 0)
+            ofd = HostOpenFD.__new__(HostOpenFD)
+            (<HostOpenFD>ofd).fd = (<HostControlFD>child).reopen(flags)
+        except BaseException:
+            unlinkat(self.fd, name, 0)
+            raise
+        finally:
+            close(fd)
+        host_fd = dup((<HostOpenFD>ofd).fd)
+        if host_fd >= 0:
+            donate_fd(host_fd)
+        return child, st, ofd, host_fd
+
+    cdef int reopen_fd(self, int fd, int flags) except -1:
+        cdef bytes proc_name = str(fd).encode()
+        cdef int nfd = openat(proc_self_fd(), PyBytes_AS_STRING(proc_name), flags | O_CLOEXEC)
+        if nfd < 0:
+            raise_errno(errno)
+        return nfd
+
+    def mkdir(self, mode, uid, gid, bytes name):
+        os.mkdir(name, mode & 0o7777, dir_fd=self.fd)
+        return self.created(name, self.open_child(name, O_PATH | O_DIRECTORY), uid, gid, 0x200)
+
+    def mknod(self, mode, uid, gid, bytes name, minor, major):
+        # Regular files, and the 0:0 character device overlayfs uses as a
+        # whiteout; nothing else (gVisor's policy).
+        kind = mode & S_IFMT
+        if not (kind == S_IFREG or (kind == S_IFCHR and minor == 0 and major == 0)):
+            raise_errno(E.EPERM)
+        os.mknod(name, mode, 0, dir_fd=self.fd)
+        return self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+
+    def symlink(self, bytes name, bytes target, uid, gid):
+        os.symlink(target, name, dir_fd=self.fd)
+        return self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+
+    def link(self, ControlFDImpl dir, bytes name):
+        # linkat() through the magic link needs no CAP_DAC_READ_SEARCH, unlike
+        # AT_EMPTY_PATH, and involves no path the client controls.
+        cdef HostControlFD d = <HostControlFD?>dir
+        cdef lisafs_statx st
+        os.link(str(self.fd), name, src_dir_fd=proc_self_fd(), dst_dir_fd=d.fd,
+                follow_symlinks=True)
+        child = new_control(self.conn, d.open_child(name, O_PATH), &st)
+        return child, to_statx(&st)
+
+    def statfs(self):
+        cdef statfs s
+        check(fstatfs(self.fd, &s))
+        return StatFS(s.f_type, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files,
+                      s.f_ffree, s.f_namelen)
+
+    def readlink(self):
+        return os.readlink(b"", dir_fd=self.fd)
+
+    def connect(self, sock_type):
+        if not self.conn.uds_open:
+            raise_errno(E.EPERM)
+        if sock_type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
+            raise_errno(E.ENXIO)
+        s = socket.socket(socket.AF_UNIX, sock_type | socket.SOCK_CLOEXEC)
+        try:
+            s.connect(self.proc_path())      # the socket file itself, not a path
+        except BaseException:
+            s.close()
+            raise
+        return donate_fd(s.detach())
+
+    def bind_at(self, sock_type, bytes name, mode, uid, gid):
+        if not self.conn.uds_create:
+            raise_errno(E.EPERM)
+        if sock_type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
+            raise_errno(E.ENXIO)
+        path = self.proc_path() + b"/" + name
+        if len(path) >= 108:
+            raise_errno(E.EINVAL)
+        s = socket.socket(socket.AF_UNIX, sock_type | socket.SOCK_CLOEXEC)
+        try:
+            os.fchmod(s.fileno(), mode & 0o7777)
+            s.bind(path)
+            child, st = self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+        except BaseException:
+            s.close()
+            raise
+        bound = HostBoundSocketFD.__new__(HostBoundSocketFD)
+        (<HostBoundSocketFD>bound).fd = s.detach()
+        return child, st, bound, donate_fd(dup((<HostBoundSocketFD>bound).fd))
+
+    def unlink(self, bytes name, flags):
+        check(unlinkat(self.fd, name, flags))
+
+    def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, flags):
+        check(renameat2(self.fd, old_name, (<HostControlFD?>new_dir).fd, new_name, flags))
+
+    def get_xattr(self, bytes name, size):
+        return os.getxattr(self.proc_path(), name)
+
+    def set_xattr(self, bytes name, bytes value, flags):
+        os.setxattr(self.proc_path(), name, value, flags)
+
+    def list_xattr(self, size):
+        return [os.fsencode(n) for n in os.listxattr(self.proc_path())]
+
+    def remove_xattr(self, bytes name):
+        os.removexattr(self.proc_path(), name)
 
 
 cdef class HostOpenFD(OpenFDImpl):
@@ -252,17 +495,76 @@ cdef class HostOpenFD(OpenFDImpl):
             self.fd = -1
         return 0
 
+    def sync(self):
+        os.fsync(self.fd)
+
+    def allocate(self, mode, offset, length):
+        check(fallocate(self.fd, mode, offset, length))
+
+
+cdef class HostBoundSocketFD(BoundSocketFDImpl):
+    cdef readonly int fd
+
+    def __cinit__(self):
+        self.fd = -1
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            close(self.fd)
+
+    def listen(self, backlog):
+        check(listen(self.fd, backlog))
+
+    def accept(self):
+        # Never blocks (the gofer must not); the peer address stays private.
+        cdef int fd = accept4(self.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        check(fd)
+        return fd, b""
+
+    def close(self):
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
+
+
+HOST_UDS = {"none": (False, False), "open": (True, False), "create": (False, True),
+            "all": (True, True)}
+HOST_FIFO = {"none": False, "open": True}
+CHAR_DEVICE_POLICY = {"emulated-only": False, "prefer-emulated": True, "passthrough": True}
+
 
 cdef class HostConnection(ConnectionImpl):
-    """Serves the host directory `root` (gVisor's stock fsgofer)."""
-    cdef readonly bytes root
+    """Serves the host directory `root` (gVisor's stock fsgofer).
 
-    def __init__(self, root):
+    The policies are gVisor's flags: host_uds (none/open/create/all),
+    host_fifo (none/open), character_device_policy (emulated-only/
+    prefer-emulated/passthrough), and donate_mount_fd (directfs).
+    """
+    cdef readonly bytes root
+    cdef readonly bint uds_open, uds_create, fifo_open, char_devices, donate_mount_fd
+
+    def __init__(self, root, *, host_uds="none", host_fifo="none",
+                 character_device_policy="emulated-only", donate_mount_fd=False):
         self.root = os.fsencode(root)
+        try:
+            self.uds_open, self.uds_create = HOST_UDS[host_uds]
+            self.fifo_open = HOST_FIFO[host_fifo]
+            self.char_devices = CHAR_DEVICE_POLICY[character_device_policy]
+        except KeyError as e:
+            raise ValueError("unknown policy value %s" % e) from None
+        self.donate_mount_fd = donate_mount_fd
+
+    def supported_messages(self):
+        # Everything but Flush, like gVisor's fsgofer (the client then treats
+        # Flush as a no-op).
+        return [m for m in range(1, 34) if m != _wire.FLUSH]
 
     def mount(self):
-        fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        cdef HostControlFD c = HostControlFD.__new__(HostControlFD)
-        c.fd = fd
-        c.ftype = S_IFDIR
-        return c
+        cdef lisafs_statx st
+        fd = os.open(self.root, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+        cdef HostControlFD c = new_control(self, fd, &st)
+        c.is_mount_point = True
+        if not self.donate_mount_fd:
+            return c
+        host_fd = os.open(self.root, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return c, donate_fd(host_fd)
