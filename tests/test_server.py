@@ -14,9 +14,9 @@ from gofer.client import Client
 from conftest import open_fds
 
 
-def errno_of(fn, *args):
+def errno_of(fn, *args, **kw):
     with pytest.raises(OSError) as e:
-        fn(*args)
+        fn(*args, **kw)
     return e.value.errno
 
 
