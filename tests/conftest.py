@@ -48,3 +48,19 @@ def connect(service):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def connect_impl(service):
+    """connect_impl(ConnectionImpl, **opts) -> a Client of that backend."""
+    clients = []
+
+    def make(impl, **opts):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        service.start(theirs.detach(), impl, ConnectionOpts(**opts))
+        clients.append(Client(ours))
+        return clients[-1]
+
+    yield make
+    for c in clients:
+        c.close()

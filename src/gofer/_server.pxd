@@ -18,7 +18,6 @@ cdef struct Out:
 cdef class ConnectionOpts:
     cdef public uint32_t max_message_size
     cdef public bint readonly
-    cdef public bint walk_stat_supported
     cdef public bint set_attr_on_deleted
     cdef public bint allocate_on_deleted
     cdef public bint open_on_deleted

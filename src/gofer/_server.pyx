@@ -76,6 +76,7 @@ MUTATING = frozenset([
     _wire.SETSTAT, _wire.OPEN_CREATE_AT, _wire.PWRITE, _wire.MKDIR_AT, _wire.MKNOD_AT,
     _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
     _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT])
+TRANSPORT_MIDS = frozenset()       # + Channel once flipcall channels are served
 STATFS_FIELDS = ("type", "block_size", "blocks", "blocks_free", "blocks_available", "files",
                  "files_free", "name_length")
 
@@ -151,14 +152,13 @@ cdef class ConnectionOpts:
     """Server-side settings of one connection (never sent on the wire)."""
 
     def __init__(self, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, readonly=False,
-                 walk_stat_supported=False, set_attr_on_deleted=False,
+                 set_attr_on_deleted=False,
                  allocate_on_deleted=False, open_on_deleted=False,
                  supported_messages=None):
         if max_message_size < 4096:
             raise ValueError("max_message_size must be at least 4096")
         self.max_message_size = max_message_size
         self.readonly = readonly
-        self.walk_stat_supported = walk_stat_supported
         self.set_attr_on_deleted = set_attr_on_deleted
         self.allocate_on_deleted = allocate_on_deleted
         self.open_on_deleted = open_on_deleted
@@ -390,9 +390,9 @@ cdef class ConnectionImpl:
         _not_implemented()
 
     def supported_messages(self):
-        """The MIDs this backend serves (Mount is always added)."""
-        return [_wire.MOUNT, _wire.FSTAT, _wire.WALK, _wire.WALK_STAT, _wire.OPEN_AT,
-                _wire.CLOSE, _wire.PREAD, _wire.PWRITE, _wire.GETDENTS64]
+        """The MIDs this backend serves; the core adds Mount and Channel."""
+        return [_wire.FSTAT, _wire.WALK, _wire.WALK_STAT, _wire.OPEN_AT, _wire.CLOSE,
+                _wire.PREAD, _wire.PWRITE, _wire.GETDENTS64]
 
 
 # ---------------------------------------------------------------- node tree
@@ -479,6 +479,15 @@ cdef class Server:
 
     def __dealloc__(self):
         pthread_rwlock_destroy(&self.rename_lock)
+
+    def tree_paths(self):
+        """The path of every node in the tree (for tests and debugging)."""
+        out, stack = [], [self.root]
+        while stack:
+            n = <Node>stack.pop()
+            out.append(n.path())
+            stack.extend(n.children.values())
+        return out
 
 
 # ---------------------------------------------------------------- FDs
@@ -599,8 +608,11 @@ cdef class Connection:
         self.sock = -1
         mids = opts.supported_messages
         if mids is None:
-            mids = impl.supported_messages()
-        mids = sorted(set(int(m) for m in mids) | {_wire.MOUNT})
+            # Mount and Channel are the core's; the backend lists the rest.
+            mids = set(impl.supported_messages()) | {_wire.MOUNT} | TRANSPORT_MIDS
+        mids = sorted(set(int(m) for m in mids))
+        if _wire.MOUNT not in mids:
+            raise ValueError("a connection must support Mount")
         for m in mids:
             if not 0 < m <= MAX_MID:
                 raise ValueError("unknown message id %d" % m)

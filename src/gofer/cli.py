@@ -45,27 +45,57 @@ def _listen(path):
     return s
 
 
-def cmd_serve(args):
-    from gofer._server import ConnectionOpts, Server
+def _backend(args):
+    """Checks `gofer serve`'s mount once; returns (description, factory) where
+    factory() gives a fresh (ConnectionImpl, ConnectionOpts) per connection,
+    as each mount of a sandbox has its own."""
+    from gofer._server import ConnectionOpts
+    from gofer import extension
+    if args.extension:
+        def claim():
+            claimed = extension.claim(None, None, "/", args.readonly, exts)
+            if claimed is None:
+                raise UsageError("extension %s declined to serve the root" % args.extension)
+            return claimed[1], claimed[2]
+        try:
+            exts = extension.load_entry_points([args.extension])
+            claim()
+        except extension.ExtensionError as e:
+            raise UsageError(str(e)) from None
+        return "extension " + args.extension, claim
     from gofer.fsgofer import HostConnection
-    from gofer.service import Service
-
+    if args.dir is None:
+        raise UsageError("serve needs a DIR (or --extension NAME)")
     root = os.path.abspath(args.dir)
     if not os.path.exists(root):
         raise UsageError("%s does not exist" % args.dir)
     if not os.path.isdir(root):
         raise UsageError("%s is not a directory" % args.dir)
+    # gVisor's fsgofer options: the host backend is fd-based, so deleted
+    # files stay usable through the FDs that reach them.
+    opts = ConnectionOpts(readonly=args.readonly, set_attr_on_deleted=True,
+                          allocate_on_deleted=True,
+                          open_on_deleted=True)
+    return root, lambda: (HostConnection(root, host_uds=args.host_uds,
+                                         host_fifo=args.host_fifo), opts)
+
+
+def cmd_serve(args):
+    from gofer._server import Server
+    from gofer.service import Service
+
+    what, backend = _backend(args)
     listener = _listen(args.socket)
     service = Service(Server())
-    opts = ConnectionOpts(readonly=args.readonly)
-    print("gofer: serving %s on %s%s" % (root, args.socket, " (readonly)" if args.readonly else ""),
+    print("gofer: serving %s on %s%s" % (what, args.socket, " (readonly)" if args.readonly else ""),
           file=sys.stderr, flush=True)
     # SIGTERM stops the server the same way as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         while True:
             conn, _ = listener.accept()
-            service.start(conn.detach(), HostConnection(root), opts)
+            impl, opts = backend()
+            service.start(conn.detach(), impl, opts)
     except KeyboardInterrupt:
         pass
     finally:
@@ -86,9 +116,15 @@ def build_parser():
                    choices=["debug", "info", "warning", "error"])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve a host directory on a Unix socket")
-    s.add_argument("dir", help="the directory to serve")
+    s.add_argument("dir", nargs="?", help="the directory to serve")
     s.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
     s.add_argument("--readonly", action="store_true", help="refuse every mutation with EROFS")
+    s.add_argument("--extension", metavar="NAME",
+                   help="serve with the installed extension NAME instead of a directory")
+    s.add_argument("--host-uds", default="none", choices=["none", "open", "create", "all"],
+                   help="host Unix sockets the client may connect to / create")
+    s.add_argument("--host-fifo", default="none", choices=["none", "open"],
+                   help="whether host FIFOs may be opened")
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -557,7 +557,7 @@ cdef class HostConnection(ConnectionImpl):
     def supported_messages(self):
         # Everything but Flush, like gVisor's fsgofer (the client then treats
         # Flush as a no-op).
-        return [m for m in range(1, 34) if m != _wire.FLUSH]
+        return [m for m in range(3, 34) if m != _wire.FLUSH]
 
     def mount(self):
         cdef lisafs_statx st

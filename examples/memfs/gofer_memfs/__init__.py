@@ -1,0 +1,300 @@
+"""gofer-memfs: an in-memory filesystem as a gofer extension.
+
+Only storage lives here. The gofer core checks names, FD kinds, readonly and
+locking before any of these methods runs, and turns an OSError into its
+errno on the wire.
+"""
+import errno
+import itertools
+import stat
+import time
+
+from gofer import _wire as wire
+from gofer.extension import Extension
+from gofer.lisafs import (ConnectionImpl, ConnectionOpts, ControlFDImpl, Dirent, OpenFDImpl,
+                          StatFS, Statx)
+
+S_IFMT = 0o170000
+NO_ID = 0xFFFFFFFF
+_dev_minor = itertools.count(1)
+
+
+def _err(code):
+    return OSError(code, errno.errorcode.get(code, str(code)))
+
+
+def _now():
+    return time.time_ns()
+
+
+class Inode:
+    """One file. Directories map names to inodes; symlinks hold a target."""
+
+    def __init__(self, fs, mode, uid=0, gid=0, target=b""):
+        self.fs = fs
+        self.ino = next(fs.inos)
+        self.mode = mode
+        self.uid, self.gid = uid, gid
+        self.data = bytearray()
+        self.children = {} if stat.S_ISDIR(mode) else None
+        self.target = target
+        self.xattrs = {}
+        self.nlink = 2 if stat.S_ISDIR(mode) else 1
+        self.atime = self.mtime = self.ctime = self.btime = _now()
+
+    def statx(self):
+        size = len(self.data) if self.children is None else 4096
+        if stat.S_ISLNK(self.mode):
+            size = len(self.target)
+        st = Statx(mask=wire.STATX_BASIC_STATS | wire.STATX_BTIME, blksize=4096, nlink=self.nlink,
+                   uid=self.uid, gid=self.gid, mode=self.mode, ino=self.ino, size=size,
+                   blocks=(size + 511) // 512, dev_major=0, dev_minor=self.fs.dev_minor)
+        for name in ("atime", "mtime", "ctime", "btime"):
+            sec, nsec = divmod(getattr(self, name), 10**9)
+            setattr(st, name + "_sec", sec)
+            setattr(st, name + "_nsec", nsec)
+        return st
+
+    def touch(self, *names):
+        now = _now()
+        for n in names:
+            setattr(self, n, now)
+
+
+class MemFS:
+    def __init__(self):
+        self.inos = itertools.count(1)
+        self.dev_minor = next(_dev_minor)
+        self.root = Inode(self, stat.S_IFDIR | 0o755)
+
+
+class MemControlFD(ControlFDImpl):
+    def __init__(self, inode):
+        self.inode = inode
+
+    def _dir(self):
+        if self.inode.children is None:
+            raise _err(errno.ENOTDIR)
+        return self.inode.children
+
+    def _child(self, name):
+        try:
+            return self._dir()[name]
+        except KeyError:
+            raise _err(errno.ENOENT) from None
+
+    def _new(self, name, mode, uid, gid, **kw):
+        d = self._dir()
+        if name in d:
+            raise _err(errno.EEXIST)
+        owner = (uid if uid != NO_ID else 0, gid if gid != NO_ID else 0)
+        node = Inode(self.inode.fs, mode, *owner, **kw)
+        d[name] = node
+        if node.children is not None:
+            self.inode.nlink += 1
+        self.inode.touch("mtime", "ctime")
+        return MemControlFD(node), node.statx()
+
+    def stat(self):
+        return self.inode.statx()
+
+    def walk(self, name):
+        node = self._child(name)
+        return MemControlFD(node), node.statx()
+
+    def open(self, flags):
+        if flags & 0o1000 and self.inode.children is None:        # O_TRUNC
+            self.inode.data.clear()
+            self.inode.touch("mtime", "ctime")
+        return MemOpenFD(self.inode)
+
+    def open_create(self, mode, uid, gid, name, flags):
+        child, st = self._new(name, stat.S_IFREG | (mode & 0o7777), uid, gid)
+        return child, st, MemOpenFD(child.inode), -1
+
+    def mkdir(self, mode, uid, gid, name):
+        return self._new(name, stat.S_IFDIR | (mode & 0o7777), uid, gid)
+
+    def mknod(self, mode, uid, gid, name, minor, major):
+        if mode & S_IFMT not in (0, stat.S_IFREG):
+            raise _err(errno.EPERM)
+        return self._new(name, stat.S_IFREG | (mode & 0o7777), uid, gid)
+
+    def symlink(self, name, target, uid, gid):
+        return self._new(name, stat.S_IFLNK | 0o777, uid, gid, target=target)
+
+    def link(self, dir, name):
+        d = dir._dir()
+        if name in d:
+            raise _err(errno.EEXIST)
+        d[name] = self.inode
+        self.inode.nlink += 1
+        self.inode.touch("ctime")
+        return MemControlFD(self.inode), self.inode.statx()
+
+    def readlink(self):
+        return self.inode.target
+
+    def unlink(self, name, flags):
+        node = self._child(name)
+        is_dir = node.children is not None
+        if flags & 0x200:                                   # AT_REMOVEDIR
+            if not is_dir:
+                raise _err(errno.ENOTDIR)
+            if node.children:
+                raise _err(errno.ENOTEMPTY)
+            self.inode.nlink -= 1
+        elif is_dir:
+            raise _err(errno.EISDIR)
+        del self.inode.children[name]
+        node.nlink -= 1 if not is_dir else 2
+        self.inode.touch("mtime", "ctime")
+
+    def rename_at(self, old_name, new_dir, new_name, flags):
+        src, dst = self._dir(), new_dir._dir()
+        node = self._child(old_name)
+        other = dst.get(new_name)
+        if flags & 2:                                       # RENAME_EXCHANGE
+            if other is None:
+                raise _err(errno.ENOENT)
+            src[old_name], dst[new_name] = other, node
+            return
+        if other is not None:
+            if flags & 1:                                   # RENAME_NOREPLACE
+                raise _err(errno.EEXIST)
+            if (other.children is None) != (node.children is None):
+                raise _err(errno.EISDIR if other.children is not None else errno.ENOTDIR)
+            if other.children:
+                raise _err(errno.ENOTEMPTY)
+        elif flags & ~1:
+            raise _err(errno.EINVAL)
+        del src[old_name]
+        dst[new_name] = node
+        self.inode.touch("mtime", "ctime")
+        new_dir.inode.touch("mtime", "ctime")
+
+    def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
+        n = self.inode
+        failed = 0
+        if mask & wire.STATX_MODE:
+            n.mode = (n.mode & S_IFMT) | (mode & 0o7777)
+        if mask & wire.STATX_UID:
+            n.uid = uid
+        if mask & wire.STATX_GID:
+            n.gid = gid
+        if mask & wire.STATX_SIZE:
+            if n.children is not None:
+                failed |= wire.STATX_SIZE
+            else:
+                del n.data[size:]
+                n.data.extend(bytes(size - len(n.data)))
+        for bit, name, (sec, nsec) in ((wire.STATX_ATIME, "atime", atime),
+                                       (wire.STATX_MTIME, "mtime", mtime)):
+            if mask & bit and nsec != wire.UTIME_OMIT:
+                setattr(n, name, _now() if nsec == wire.UTIME_NOW else sec * 10**9 + nsec)
+        n.touch("ctime")
+        return (failed, errno.EISDIR) if failed else None
+
+    def statfs(self):
+        return StatFS(type=0x01021994, block_size=4096, blocks=1 << 20, blocks_free=1 << 19,
+                      blocks_available=1 << 19, files=1 << 20, files_free=1 << 19, name_length=255)
+
+    def get_xattr(self, name, size):
+        try:
+            return self.inode.xattrs[name]
+        except KeyError:
+            raise _err(errno.ENODATA) from None
+
+    def set_xattr(self, name, value, flags):
+        exists = name in self.inode.xattrs
+        if flags & 1 and exists:                             # XATTR_CREATE
+            raise _err(errno.EEXIST)
+        if flags & 2 and not exists:                         # XATTR_REPLACE
+            raise _err(errno.ENODATA)
+        self.inode.xattrs[name] = value
+
+    def list_xattr(self, size):
+        return list(self.inode.xattrs)
+
+    def remove_xattr(self, name):
+        if self.inode.xattrs.pop(name, None) is None:
+            raise _err(errno.ENODATA)
+
+
+class MemOpenFD(OpenFDImpl):
+    def __init__(self, inode):
+        self.inode = inode
+        self.cursor = 0          # directory position, in entries
+
+    def stat(self):
+        return self.inode.statx()
+
+    def read(self, offset, count):
+        self.inode.touch("atime")
+        return bytes(self.inode.data[offset:offset + count])
+
+    def write(self, offset, data):
+        d = self.inode.data
+        if offset > len(d):
+            d.extend(bytes(offset - len(d)))
+        d[offset:offset + len(data)] = data
+        self.inode.touch("mtime", "ctime")
+        return len(data)
+
+    def allocate(self, mode, offset, length):
+        if mode:
+            raise _err(errno.EOPNOTSUPP)
+        d = self.inode.data
+        if offset + length > len(d):
+            d.extend(bytes(offset + length - len(d)))
+
+    def getdents64(self, count, seek0):
+        if seek0:
+            self.cursor = 0
+        node = self.inode
+        entries = [(b".", node), (b"..", node)] + list(node.children.items())
+        out, used = [], 0
+        while self.cursor < len(entries):
+            name, child = entries[self.cursor]
+            reclen = (19 + len(name) + 1 + 7) & ~7           # what a host dirent would take
+            if out and used + reclen > count:
+                break
+            used += reclen
+            self.cursor += 1
+            out.append(Dirent(ino=child.ino, dev_minor=node.fs.dev_minor, dev_major=0,
+                              off=self.cursor, type=(child.mode & S_IFMT) >> 12, name=name))
+        return out
+
+
+class MemConnection(ConnectionImpl):
+    """One mount of an in-memory tree (new and empty unless `fs` is given)."""
+
+    def __init__(self, fs=None):
+        self.fs = fs or MemFS()
+
+    def mount(self):
+        return MemControlFD(self.fs.root)
+
+    def supported_messages(self):
+        return [wire.FSTAT, wire.SETSTAT, wire.WALK, wire.WALK_STAT,
+                wire.OPEN_AT, wire.OPEN_CREATE_AT, wire.CLOSE, wire.FSYNC, wire.PWRITE, wire.PREAD,
+                wire.MKDIR_AT, wire.MKNOD_AT, wire.SYMLINK_AT, wire.LINK_AT, wire.FSTATFS,
+                wire.FALLOCATE, wire.READLINK_AT, wire.UNLINK_AT, wire.RENAME_AT,
+                wire.RENAME_AT2, wire.GETDENTS64, wire.FGETXATTR, wire.FSETXATTR,
+                wire.FLISTXATTR, wire.FREMOVEXATTR]
+
+
+class MemFSExtension(Extension):
+    """Claims OCI mounts of type "memfs", and the root when the annotation
+    dev.gofer.memfs.root is "true" (always under `gofer serve --extension`)."""
+
+    name = "memfs"
+
+    def new_connection(self, spec, mount, mount_path, readonly):
+        if mount is None:
+            annotations = (spec or {}).get("annotations") or {}
+            if spec is not None and annotations.get("dev.gofer.memfs.root") != "true":
+                return None
+        elif mount.get("type") != "memfs":
+            return None
+        return MemConnection(), ConnectionOpts(readonly=readonly)

@@ -1,0 +1,174 @@
+"""Extensions: custom backends that claim mounts of the stock gofer.
+
+    from gofer.extension import Extension, register
+    from gofer.lisafs import ConnectionOpts
+
+    class BlobStore(Extension):
+        name = "blobstore"
+
+        def new_connection(self, spec, mount, mount_path, readonly):
+            if mount is None or mount.get("type") != "blobstore":
+                return None                                  # decline
+            return BlobConnection(mount["source"]), ConnectionOpts(readonly=readonly)
+
+    register(BlobStore())
+
+The semantics are gVisor's (runsc/fsgofer/extension): for each mount,
+extensions are asked in registration order and the first that returns an
+implementation serves it; an exception means "claimed but failed" and stops
+the gofer; the root is offered with ``mount=None`` and ``mount_path="/"``;
+``/dev`` is never offered; unclaimed mounts go to the stock backend. All
+connections share one server tree.
+
+Installed packages declare extensions in the entry-point group
+``gofer.extensions``; the value is an `Extension` subclass or instance (or a
+callable returning one).
+"""
+import importlib.metadata
+from dataclasses import dataclass, field
+
+ENTRY_POINT_GROUP = "gofer.extensions"
+
+
+class ExtensionError(Exception):
+    """An extension failed to load, prepare or claim a mount."""
+
+
+class Extension:
+    """Base class of gofer extensions. Override `name` and `new_connection`."""
+
+    name = None
+
+    def new_connection(self, spec, mount, mount_path, readonly):
+        """Claims a mount: returns ``(ConnectionImpl, ConnectionOpts)``, or None
+        to decline. `spec` is the sandbox's OCI spec (a dict; None under
+        ``gofer serve``), `mount` the spec's mount dict (None for the root),
+        `mount_path` its absolute path in the sandbox, `readonly` what gVisor
+        computes for it. The returned options are used as they are, so set
+        ``readonly`` there yourself."""
+        return None
+
+    def seccomp_rules(self):
+        """Extra syscalls this extension needs under the gofer's seccomp
+        filter: a list of syscall names, or ``(name, [pyseccomp.Arg, ...])``.
+        They can only widen the stock allowlist."""
+        return []
+
+    def add_flags(self, parser):
+        """Adds flags to the gofer command (an argparse parser)."""
+
+    def prepare(self, ctx):
+        """Runs before privileges are dropped and the seccomp filter goes on,
+        with a `PrepareContext`."""
+
+
+@dataclass
+class PrepareContext:
+    spec: dict
+    container_id: str
+    bundle_dir: str
+    args: object = None          # the parsed command line, extension flags included
+    extra: dict = field(default_factory=dict)
+
+
+_registered = []
+
+
+def register(ext):
+    """Adds an extension; it is asked after those registered before it."""
+    if not isinstance(ext, Extension):
+        raise TypeError("register() takes an Extension instance, not %r" % (ext,))
+    if not ext.name or not isinstance(ext.name, str):
+        raise ValueError("%s has no name" % type(ext).__name__)
+    if any(e.name == ext.name for e in _registered):
+        raise ValueError("an extension named %r is already registered" % ext.name)
+    _registered.append(ext)
+    return ext
+
+
+def registered():
+    """The registered extensions, in registration order."""
+    return list(_registered)
+
+
+def unregister_all():
+    """Forgets every registration (for tests and embedding)."""
+    _registered.clear()
+
+
+def _instantiate(obj, label):
+    if isinstance(obj, Extension):
+        return obj
+    if callable(obj):
+        ext = obj()
+        if isinstance(ext, Extension):
+            return ext
+    raise ExtensionError("%s does not give a gofer.extension.Extension" % label)
+
+
+def load_entry_points(names=None):
+    """Registers the installed extensions of the entry-point group (all, or
+    those named); returns them. A broken one raises ExtensionError naming it."""
+    eps = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+    found = {ep.name: ep for ep in eps}
+    if names is not None:
+        missing = [n for n in names if n not in found]
+        if missing:
+            raise ExtensionError("no installed extension named %s (installed: %s)" % (
+                ", ".join(missing), ", ".join(sorted(found)) or "none"))
+        chosen = [found[n] for n in names]
+    else:
+        chosen = sorted(found.values(), key=lambda ep: ep.name)
+    loaded = []
+    for ep in chosen:
+        label = "extension %r (%s)" % (ep.name, ep.value)
+        try:
+            ext = _instantiate(ep.load(), label)
+        except ExtensionError:
+            raise
+        except Exception as e:
+            raise ExtensionError("%s failed to load: %s: %s" % (label, type(e).__name__, e)) from e
+        if any(r is ext or r.name == ext.name for r in _registered):
+            continue
+        loaded.append(register(ext))
+    return loaded
+
+
+def claim(spec, mount, mount_path, readonly, extensions=None):
+    """Asks the extensions for one mount, as gVisor's gofer does.
+
+    Returns ``(extension, impl, opts)`` for the first claim, or None when every
+    extension declines or the mount is /dev. An extension that raises, or
+    returns something that is not a claim, raises ExtensionError naming it
+    and the mount."""
+    from gofer.lisafs import ConnectionImpl, ConnectionOpts
+    if mount_path == "/dev":
+        return None
+    for ext in registered() if extensions is None else extensions:
+        try:
+            res = ext.new_connection(spec, mount, mount_path, readonly)
+        except Exception as e:
+            raise ExtensionError("extension %s for %r: %s: %s" % (
+                ext.name, mount_path, type(e).__name__, e)) from e
+        if res is None:
+            continue
+        try:
+            impl, opts = res
+        except (TypeError, ValueError):
+            impl = opts = None
+        if not isinstance(impl, ConnectionImpl) or not isinstance(opts, ConnectionOpts):
+            raise ExtensionError(
+                "extension %s for %r: new_connection() must return None or "
+                "(ConnectionImpl, ConnectionOpts), not %r" % (ext.name, mount_path, res))
+        return ext, impl, opts
+    return None
+
+
+def prepare_all(ctx, extensions=None):
+    """Runs every extension's prepare hook in order; the first failure stops."""
+    for ext in registered() if extensions is None else extensions:
+        try:
+            ext.prepare(ctx)
+        except Exception as e:
+            raise ExtensionError("preparing extension %s: %s: %s" % (
+                ext.name, type(e).__name__, e)) from e
