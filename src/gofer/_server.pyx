@@ -16,13 +16,14 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memchr, memset
-from posix.unistd cimport close, read, write
+from posix.unistd cimport close, read, write, dup
 
 from gofer._wire cimport (
     Reader, Writer, Statx, statx_from_c, lisafs_statx, lisafs_inode,
     r_u8, r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
     w_reserve, w_u8, w_u16, w_u32, w_u64, w_bytes, w_str,
     lisafs_ld16, lisafs_ld32, lisafs_ld64, lisafs_st16, lisafs_st32, lisafs_st64)
+from gofer._native cimport *
 from gofer import _wire
 from gofer._wire import ProtocolError
 
@@ -76,7 +77,7 @@ MUTATING = frozenset([
     _wire.SETSTAT, _wire.OPEN_CREATE_AT, _wire.PWRITE, _wire.MKDIR_AT, _wire.MKNOD_AT,
     _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
     _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT])
-TRANSPORT_MIDS = frozenset()       # + Channel once flipcall channels are served
+TRANSPORT_MIDS = frozenset([_wire.CHANNEL])
 STATFS_FIELDS = ("type", "block_size", "blocks", "blocks_free", "blocks_available", "files",
                  "files_free", "name_length")
 
@@ -590,6 +591,8 @@ cdef class Connection:
     cdef int sock
     cdef bint closed
     cdef bint mounted
+    cdef list channels
+    cdef gofer_pwa pwa              # the memfd all channel windows come from
 
     def __init__(self, Server server not None, ConnectionImpl impl not None,
                  ConnectionOpts opts=None, mount_path="/"):
@@ -606,6 +609,8 @@ cdef class Connection:
         self.next_fdid = 1
         self.max_msg = opts.max_message_size
         self.sock = -1
+        self.channels = []
+        self.pwa.fd = -1
         mids = opts.supported_messages
         if mids is None:
             # Mount and Channel are the core's; the backend lists the rest.
@@ -1266,7 +1271,65 @@ cdef class Connection:
         return 0
 
     cdef int h_channel(self, Out* o) except -1:
-        return E.ENOSYS
+        cdef int64_t offset
+        cdef uint64_t length
+        cdef int pair[2]
+        cdef int rc
+        cdef Channel ch
+        if self.closed:
+            return E.ENOSYS
+        if len(self.channels) >= MAX_CHANNELS:
+            return E.ENOMEM
+        if self.pwa.fd < 0:
+            rc = gofer_pwa_init(&self.pwa)
+            if rc:
+                return -rc
+        rc = gofer_pwa_alloc(&self.pwa, FLIPCALL_HEADER + CHANNEL_HEADER + self.max_msg,
+                             &offset, &length)
+        if rc:
+            return -rc
+        ch = Channel.__new__(Channel)
+        ch.conn = self
+        rc = gofer_fc_init(&ch.ep, self.pwa.fd, offset, length)
+        if rc:
+            return -rc
+        ch.mapped = True
+        ch.req = <char*>malloc(self.max_msg)
+        if ch.req == NULL:
+            return E.ENOMEM
+        rc = gofer_fdchan_pair(pair)
+        if rc:
+            return -rc
+        ch.fdsock = pair[0]
+        o.fds[1] = pair[1]
+        o.fds[0] = dup(self.pwa.fd)
+        o.nfds = 2
+        if o.fds[0] < 0:
+            o.fds[0] = pair[1]
+            o.nfds = 1
+            return E.EMFILE
+        # The service thread waits for the client's handshake before the
+        # response (with the FDs) is even sent.
+        ch.thread = threading.Thread(target=ch.serve, daemon=True, name="gofer-channel")
+        ch.thread.start()
+        self.channels.append(ch)
+        w_u64(&o.w, <uint64_t>offset)
+        w_u64(&o.w, length)
+        return 0
+
+    cdef void close_channels(self) noexcept:
+        """Stops every channel: wakes its thread, waits for it, unmaps."""
+        cdef Channel ch
+        chans, self.channels = self.channels, []
+        for c in chans:
+            (<Channel>c).shutdown()
+        for c in chans:
+            try:
+                (<Channel>c).thread.join()
+            except BaseException:
+                pass
+        if self.pwa.fd >= 0:
+            gofer_pwa_destroy(&self.pwa)
 
     cdef uint64_t add_open_fd(self, ControlFD cfd, impl, uint32_t acc) except 0:
         if not isinstance(impl, OpenFDImpl):
@@ -1367,6 +1430,7 @@ cdef class Connection:
             free(req)
             free(resp)
             self.closed = True
+            self.close_channels()
             self.close_all()
             self.sock = -1
             close(sock)
@@ -1466,3 +1530,6 @@ def donate_fd(int fd):
     if fl >= 0:
         fcntl(fd, F_SETFL, fl | O_NONBLOCK)
     return fd
+
+
+include "_channel.pxi"

@@ -10,12 +10,14 @@ Every RPC is `call(mid, **fields)` underneath, with the message layouts of
 `gofer._wire`; an error response raises `OSError` with the server's errno.
 """
 import array
+import errno
 import os
 import socket
 import struct
 import threading
 
 from gofer import _wire
+from gofer._server import ChannelClient
 from gofer._wire import decode_response, encode_request
 
 _HEADER = struct.Struct("<IHH")
@@ -30,6 +32,9 @@ class Client:
     def __init__(self, sock):
         self.sock = sock
         self._lock = threading.Lock()
+        self._channels = []          # all channels, for close()
+        self._idle = []              # channels free for the next RPC
+        self._idle_lock = threading.Lock()
         self.max_message_size = 1 << 20
         resp, fds = self.call_fds(_wire.MOUNT)
         self.root = resp["root"]
@@ -47,10 +52,41 @@ class Client:
             s.close()
             raise
 
+    def start_channels(self, count=2):
+        """Asks for `count` flipcall channels (the server may grant fewer);
+        later RPCs use an idle channel before the socket. Returns how many."""
+        for _ in range(count):
+            try:
+                resp, fds = self.call_fds(_wire.CHANNEL)
+            except OSError as e:
+                if e.errno == errno.ENOMEM:          # the server's limit
+                    break
+                raise
+            if len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                raise OSError(errno.EIO, "Channel response without its 2 FDs")
+            memfd, sock = fds
+            try:
+                ch = ChannelClient(memfd, resp["data_offset"], resp["data_length"], sock)
+            except BaseException:
+                os.close(sock)
+                raise
+            finally:
+                os.close(memfd)
+            self._channels.append(ch)
+            ch.connect()
+            with self._idle_lock:
+                self._idle.append(ch)
+        return len(self._channels)
+
     def close(self):
         if self.mount_fd is not None:
             os.close(self.mount_fd)
             self.mount_fd = None
+        for ch in self._channels:
+            ch.close()
+        self._channels = self._idle = []
         self.sock.close()
 
     def __enter__(self):
@@ -62,7 +98,16 @@ class Client:
     # ------------------------------------------------------------ transport
 
     def raw(self, mid, payload=b"", want_fds=2, header=None):
-        """Sends one message as given; returns (resp_mid, payload, fds)."""
+        """Sends one message as given, over an idle channel if there is one
+        (unless a raw socket `header` is given); returns (resp_mid, payload, fds)."""
+        if header is None and self._idle:
+            with self._idle_lock:
+                ch = self._idle.pop() if self._idle else None
+            if ch is not None:
+                res = ch.call(mid, payload)      # a broken channel is not reused
+                with self._idle_lock:
+                    self._idle.append(ch)
+                return res
         with self._lock:
             hdr = header if header is not None else _HEADER.pack(len(payload), mid, 0)
             self.sock.sendall(hdr + payload)

@@ -102,13 +102,12 @@ cdef enum:
     NOGIL_IO_BYTES = 64 * 1024
     DIRENT_BUF = 8192
 
-cdef int _proc_self_fd = -1
+# Files are reopened through /proc/self/fd/N. Opened once, at import, while
+# /proc is still reachable (before any chroot).
+cdef int _proc_self_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-cdef int proc_self_fd() except -1:
-    global _proc_self_fd
-    if _proc_self_fd < 0:
-        _proc_self_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+cdef inline int proc_self_fd() noexcept:
     return _proc_self_fd
 
 

@@ -1,0 +1,138 @@
+# Flipcall channels (included into _server.pyx so they reach the connection's
+# dispatch). The shared-memory endpoint and fdchannel are in native/.
+import threading
+
+cdef enum:
+    FLIPCALL_HEADER = 16
+    CHANNEL_HEADER = 4
+
+# gVisor allows clamp(GOMAXPROCS, 2, 4) channels per connection.
+MAX_CHANNELS = max(2, min(4, os.cpu_count() or 1))
+
+
+cdef class Channel:
+    """The server end of one flipcall channel, served by its own thread."""
+    cdef gofer_fc_ep ep
+    cdef bint mapped
+    cdef int fdsock                 # our end of the fdchannel
+    cdef Connection conn
+    cdef char* req                  # private copy of each request
+    cdef object thread
+
+    def __cinit__(self):
+        self.fdsock = -1
+
+    def __dealloc__(self):
+        if self.mapped:
+            gofer_fc_destroy(&self.ep)
+        if self.fdsock >= 0:
+            close(self.fdsock)
+        free(self.req)
+
+    def serve(self):
+        cdef uint32_t n = 0, plen
+        cdef uint16_t mid, rmid
+        cdef uint8_t* data = gofer_fc_data(&self.ep)
+        cdef uint32_t cap = gofer_fc_data_cap(&self.ep) - CHANNEL_HEADER
+        cdef Out o
+        cdef int rc, i, sent
+        o.w.growable = False
+        with nogil:
+            rc = gofer_fc_recv_first(&self.ep, &n)
+        # A datagram shorter than the channel header ends the service, as
+        # in gVisor (0 is the client's way of saying goodbye).
+        while rc == 0 and n >= CHANNEL_HEADER:
+            mid = lisafs_ld16(<char*>data)
+            plen = n - CHANNEL_HEADER
+            # The client may rewrite the window at any time: act on a copy.
+            if plen <= self.conn.max_msg:
+                memcpy(self.req, data + CHANNEL_HEADER, plen)
+            o.w.buf = <char*>data + CHANNEL_HEADER
+            o.w.cap = min(cap, self.conn.max_msg)
+            rmid = self.conn.dispatch(mid, self.req, plen, &o)
+            # FDs go first, one datagram each, so they are queued before the
+            # client is woken; numFDs says how many made it.
+            sent = 0
+            for i in range(o.nfds):
+                if sent == i and gofer_fdchan_send(self.fdsock, o.fds[i]) == 0:
+                    sent += 1
+                close(o.fds[i])
+            o.nfds = 0
+            lisafs_st16(<char*>data, rmid)
+            data[2] = <uint8_t>sent
+            data[3] = 0
+            with nogil:
+                rc = gofer_fc_send_recv(&self.ep, CHANNEL_HEADER + <uint32_t>o.w.len, &n)
+        if rc != 0 and rc != -E.ESHUTDOWN:
+            log.warning("channel closed: %s", os.strerror(-rc))
+
+    cdef void shutdown(self) noexcept:
+        if self.mapped:
+            with nogil:
+                gofer_fc_shutdown(&self.ep)
+
+
+cdef class ChannelClient:
+    """The client end of a channel, for gofer.client (tests, tools, benchmarks)."""
+    cdef gofer_fc_ep ep
+    cdef bint mapped
+    cdef int fdsock
+
+    def __cinit__(self, int memfd, int64_t offset, uint64_t length, int fdsock):
+        self.fdsock = -1
+        rc = gofer_fc_client_init(&self.ep, memfd, offset, length)
+        if rc:
+            raise OSError(-rc, "mapping the channel: " + os.strerror(-rc))
+        self.mapped = True
+        self.fdsock = fdsock
+
+    def __dealloc__(self):
+        self.close()
+
+    def connect(self):
+        cdef int rc
+        with nogil:
+            rc = gofer_fc_client_connect(&self.ep)
+        if rc:
+            raise OSError(-rc, "channel handshake: " + os.strerror(-rc))
+
+    def call(self, uint16_t mid, const unsigned char[:] payload not None):
+        """One round trip: returns (response MID, payload bytes, [fds])."""
+        cdef uint8_t* data = gofer_fc_data(&self.ep)
+        cdef Py_ssize_t n = payload.shape[0]
+        cdef uint32_t m
+        cdef int rc, fd
+        if n + CHANNEL_HEADER > gofer_fc_data_cap(&self.ep):
+            raise OSError(E.EIO, "request exceeds the channel")
+        lisafs_st16(<char*>data, mid)
+        data[2] = 0
+        data[3] = 0
+        if n:
+            memcpy(data + CHANNEL_HEADER, &payload[0], n)
+        with nogil:
+            rc = gofer_fc_client_send_recv(&self.ep, CHANNEL_HEADER + <uint32_t>n, &m)
+        if rc:
+            raise OSError(-rc, "channel: " + os.strerror(-rc))
+        if m < CHANNEL_HEADER:
+            raise OSError(E.EIO, "short channel response")
+        rmid = lisafs_ld16(<char*>data)
+        nfds = data[2]
+        body = PyBytes_FromStringAndSize(<char*>data + CHANNEL_HEADER, m - CHANNEL_HEADER)
+        fds = []
+        for _ in range(nfds):
+            if gofer_fdchan_recv(self.fdsock, &fd, 1) != 0:
+                break
+            fds.append(fd)
+        return rmid, body, fds
+
+    def shutdown(self):
+        if self.mapped:
+            gofer_fc_shutdown(&self.ep)
+
+    def close(self):
+        if self.mapped:
+            gofer_fc_destroy(&self.ep)
+            self.mapped = False
+        if self.fdsock >= 0:
+            close(self.fdsock)
+            self.fdsock = -1

@@ -1,0 +1,271 @@
+"""Flipcall channels: the Channel RPC, RPCs and FD donation over shared
+memory, concurrency, teardown, and clients that die or break the protocol."""
+import errno
+import mmap
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gofer import _wire as w
+from gofer._server import Server
+from gofer.client import Client
+from gofer.fsgofer import HostConnection
+from gofer.lisafs import ConnectionImpl, ControlFDImpl, Statx
+from gofer.service import Service
+from conftest import open_fds
+from test_server import same_file, wait_until
+
+
+def test_channel_rpcs_match_the_socket(tree, connect):
+    c = connect(tree)
+    assert w.CHANNEL in c.supported
+    n = c.start_channels(4)
+    assert 2 <= n <= 4                 # the server's limit, like gVisor's
+    assert len(c._idle) == n
+    same_file(c.fstat(c.root.control_fd), os.stat(tree))
+    status, inodes = c.walk(c.root.control_fd, [b"sub", b"inner.bin"])
+    assert status == w.WALK_SUCCESS
+    # OpenAt donates the host FD over the channel's fdchannel.
+    fd, host_fd = c.open_at(inodes[1].control_fd, os.O_RDONLY)
+    assert host_fd is not None
+    big = (tree / "sub" / "inner.bin").read_bytes()
+    assert os.pread(host_fd, len(big), 0) == big
+    os.close(host_fd)
+    assert c.pread(fd, 0, len(big)) == big
+    # Errors come back over the channel too.
+    with pytest.raises(OSError) as e:
+        c.fstat(9999)
+    assert e.value.errno == errno.EBADF
+
+
+def test_channel_limit_and_channel_over_channel(tree, connect):
+    c = connect(tree)
+    first = c.start_channels(1)
+    assert first == 1
+    # The next Channel RPC travels over the first channel; its FDs come back
+    # through that channel's fdchannel.
+    total = c.start_channels(10)
+    assert total == min(4, max(2, os.cpu_count()))
+    with pytest.raises(OSError) as e:
+        c.call(w.CHANNEL)
+    assert e.value.errno == errno.ENOMEM
+
+
+def test_large_messages_over_a_channel(tree, connect):
+    c = connect(tree)
+    c.start_channels(1)
+    _, [f] = c.walk(c.root.control_fd, [b"file.txt"])
+    fd, h = c.open_at(f.control_fd, os.O_RDWR)
+    os.close(h)
+    data = os.urandom(c.max_message_size - 20)          # the biggest PWrite
+    assert c.pwrite(fd, 0, data) == len(data)
+    assert c.pread(fd, 0, c.max_message_size - 8) == data
+    # Oversized requests are refused, not overrun.
+    rmid, body, _ = c.raw(w.PREAD, struct.pack("<QQII", 0, fd, c.max_message_size, 0))
+    assert (rmid, struct.unpack("<I", body)[0]) == (0, errno.ENOBUFS)
+
+
+def test_concurrent_rpcs_across_channels(tree, connect):
+    c = connect(tree)
+    c.start_channels(4)
+    for i in range(8):
+        (tree / ("f%d" % i)).write_bytes(b"%d" % i * 1000)
+    errors = []
+
+    def worker(i):
+        try:
+            for _ in range(200):
+                _, [f] = c.walk(c.root.control_fd, [b"f%d" % i])
+                fd, h = c.open_at(f.control_fd, os.O_RDONLY)
+                os.close(h)
+                assert c.pread(fd, 0, 5000) == b"%d" % i * 1000
+                c.close_fds(fd, f.control_fd)
+        except Exception as e:         # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+
+
+def baseline():
+    return threading.active_count(), open_fds()
+
+
+def assert_back_to(before, service):
+    assert wait_until(lambda: service.active() == 0, 10)
+    assert wait_until(lambda: threading.active_count() == before[0], 10)
+    assert open_fds() == before[1]
+
+
+def test_teardown_stops_channel_threads_and_frees_everything(tree, service):
+    before = baseline()
+    ours, theirs = socket.socketpair()
+    service.start(theirs.detach(), HostConnection(tree))
+    c = Client(ours)
+    c.start_channels(4)
+    c.fstat(c.root.control_fd)
+    assert threading.active_count() > before[0]
+    # The client goes away without shutting its channels down: the server
+    # must wake its own idle channel threads.
+    c.sock.close()
+    for ch in c._channels:
+        ch.close()
+    assert_back_to(before, service)
+
+
+CHILD = r"""
+import os, socket, sys
+from gofer.client import Client
+c = Client(socket.socket(fileno=int(sys.argv[1])))
+c.start_channels(int(sys.argv[2]))
+print("ready", flush=True)
+mode = sys.argv[3]
+if mode == "idle":
+    sys.stdin.read()
+elif mode == "busy":
+    root = c.root.control_fd
+    while True:
+        _, [f] = c.walk(root, [b"file.txt"])
+        fd, h = c.open_at(f.control_fd, os.O_RDONLY)
+        os.close(h)
+        c.close_fds(fd, f.control_fd)
+else:
+    c.fstat(c.root.control_fd)            # blocks in the server until killed
+"""
+
+
+def run_child(service, impl, mode, channels=2):
+    ours, theirs = socket.socketpair()
+    service.start(theirs.detach(), impl)
+    p = subprocess.Popen([sys.executable, "-c", CHILD, str(ours.fileno()), str(channels), mode],
+                         pass_fds=[ours.fileno()], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)
+    ours.close()
+    assert p.stdout.readline() == "ready\n"
+    return p
+
+
+@pytest.mark.parametrize("mode", ["idle", "busy"])
+def test_client_killed(tree, service, mode):
+    before = baseline()
+    for _ in range(3):
+        p = run_child(service, HostConnection(tree), mode)
+        time.sleep(0.05 if mode == "idle" else 0.2)
+        stop(p)
+    assert_back_to(before, service)
+
+
+def stop(p):
+    p.kill()
+    p.wait()
+    p.stdin.close()
+    p.stdout.close()
+
+
+class Blocking(ControlFDImpl):
+    """A root whose stat() waits until released: a request in flight."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    def stat(self):
+        if threading.current_thread().name == "gofer-channel":
+            Blocking.entered.set()
+            Blocking.release.wait(30)
+        return Statx(mask=w.STATX_BASIC_STATS, mode=0o40755, ino=1)
+
+
+class BlockingConnection(ConnectionImpl):
+    def mount(self):
+        return Blocking()
+
+
+def test_client_killed_mid_request(service):
+    before = baseline()
+    Blocking.entered.clear()
+    Blocking.release.clear()
+    p = run_child(service, BlockingConnection(), "request", channels=1)
+    assert Blocking.entered.wait(10)
+    stop(p)
+    Blocking.release.set()          # the server answers a dead client
+    assert_back_to(before, service)
+
+
+# ---------------------------------------------------------------- hostile windows
+
+def futex_wake(addr):
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef("long syscall(long number, ...);")
+    libc = ffi.dlopen(None)
+    nr = {"x86_64": 202, "aarch64": 98}[os.uname().machine]
+    libc.syscall(ffi.cast("long", nr), ffi.cast("void *", addr), ffi.cast("int", 1),
+                 ffi.cast("int", 1000))
+
+
+class RawChannel:
+    """The client end of a channel driven by hand, to break the protocol."""
+
+    def __init__(self, client):
+        import cffi
+        resp, (memfd, sock) = client.call_fds(w.CHANNEL)
+        self.sock = sock
+        self.mm = mmap.mmap(memfd, resp["data_length"], mmap.MAP_SHARED,
+                            mmap.PROT_READ | mmap.PROT_WRITE, offset=resp["data_offset"])
+        os.close(memfd)
+        self.ffi = cffi.FFI()
+        self.addr = int(self.ffi.cast("uintptr_t", self.ffi.from_buffer(self.mm)))
+
+    def state(self):
+        return struct.unpack_from("<I", self.mm, 0)[0]
+
+    def send(self, data_len, payload=b"", state=1):
+        self.mm[16:16 + len(payload)] = payload
+        struct.pack_into("<I", self.mm, 4, data_len)
+        struct.pack_into("<I", self.mm, 0, state)
+        futex_wake(self.addr)
+
+    def handshake(self):
+        self.send(3, b"{}\n")
+        assert wait_until(lambda: self.state() == 0, 5)
+        assert self.mm[16:19] == b"{}\n"
+
+    def close(self):
+        self.mm.close()
+        os.close(self.sock)
+
+
+@pytest.mark.parametrize("attack", ["bad-state", "too-long", "too-short", "bad-handshake"])
+def test_hostile_window(tree, service, attack):
+    before = baseline()
+    ours, theirs = socket.socketpair()
+    service.start(theirs.detach(), HostConnection(tree))
+    c = Client(ours)
+    raw = RawChannel(c)
+    if attack == "bad-handshake":
+        raw.send(5, b"nope!")
+    else:
+        raw.handshake()
+        fstat = struct.pack("<HBBQ", w.FSTAT, 0, 0, c.root.control_fd)
+        if attack == "bad-state":
+            raw.send(len(fstat), fstat, state=7)
+        elif attack == "too-long":
+            raw.send(len(raw.mm), fstat)
+        else:
+            raw.send(2, fstat)
+    time.sleep(0.2)
+    # The server is unharmed: the socket still answers.
+    same_file(c.fstat(c.root.control_fd), os.stat(tree))
+    raw.close()
+    c.close()
+    assert_back_to(before, service)
