@@ -1,6 +1,7 @@
 """The `gofer` command.
 
     gofer serve DIR --socket PATH    serve DIR over LISAFS on a Unix socket
+    gofer [runsc flags] gofer ...    drop-in for `runsc gofer` (gofer.runsc_gofer)
 """
 import argparse
 import logging
@@ -130,6 +131,14 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    # runsc's argv: global flags, then the "gofer" subcommand and its flags.
+    for i, a in enumerate(argv):
+        if a == "gofer":
+            from gofer import runsc_gofer
+            return runsc_gofer.main(argv[:i], argv[i + 1:])
+        if not a.startswith("-"):
+            break
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="gofer: %(levelname)s: %(message)s")
     try:

@@ -285,16 +285,20 @@ class MemConnection(ConnectionImpl):
 
 
 class MemFSExtension(Extension):
-    """Claims OCI mounts of type "memfs", and the root when the annotation
-    dev.gofer.memfs.root is "true" (always under `gofer serve --extension`)."""
+    """Claims OCI mounts of type "memfs" or whose destination is listed in the
+    annotation dev.gofer.memfs.mounts (comma-separated), and the root when the
+    annotation dev.gofer.memfs.root is "true" (always under `gofer serve
+    --extension memfs`, which has no spec)."""
 
     name = "memfs"
 
     def new_connection(self, spec, mount, mount_path, readonly):
+        annotations = (spec or {}).get("annotations") or {}
         if mount is None:
-            annotations = (spec or {}).get("annotations") or {}
-            if spec is not None and annotations.get("dev.gofer.memfs.root") != "true":
-                return None
-        elif mount.get("type") != "memfs":
+            claim = spec is None or annotations.get("dev.gofer.memfs.root") == "true"
+        else:
+            listed = annotations.get("dev.gofer.memfs.mounts", "").split(",")
+            claim = mount.get("type") == "memfs" or mount_path in listed
+        if not claim:
             return None
         return MemConnection(), ConnectionOpts(readonly=readonly)

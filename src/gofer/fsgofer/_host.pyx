@@ -120,7 +120,10 @@ cdef inline int fstatx(int fd, lisafs_statx* out) except -1:
     if c_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STAT_MASK, <statx*>buf) < 0:
         raise_errno(errno)
     memcpy(out, buf, sizeof(lisafs_statx))
+    # gVisor's fsgofer sends neither attribute word; match it byte for byte.
     out.pad = 0
+    out.attributes = 0
+    out.attributes_mask = 0
     return 0
 
 

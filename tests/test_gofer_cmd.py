@@ -1,0 +1,205 @@
+"""`gofer gofer` started the way runsc starts its gofer: a bundle, a spec
+FD, one socketpair per served mount, the mounts pipe, runsc-style argv."""
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pytest
+
+from gofer import _wire as w
+from gofer import spec as specmod
+from gofer.client import Client
+from gofer.sandbox import GOFER_CAPS, cap_mask, read_caps
+from test_server import errno_of, wait_until
+
+NO_ID = 0xFFFFFFFF
+
+
+@dataclass
+class Bundle:
+    dir: object
+    rootfs: object
+    shared: object
+    ro: object
+    spec: dict = field(default_factory=dict)
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    b = tmp_path / "bundle"
+    rootfs = b / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "hostname").write_text("sandbox\n")
+    (rootfs / "real").mkdir()
+    (rootfs / "via").symlink_to("/real")              # a destination through a symlink
+    shared, ro, memsrc = tmp_path / "shared", tmp_path / "ro", tmp_path / "memsrc"
+    for d in (shared, ro, memsrc):
+        d.mkdir()
+    (shared / "data.txt").write_text("shared data")
+    (ro / "keep.txt").write_text("read only")
+    spec = {
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs", "readonly": False},
+        "annotations": {"dev.gofer.memfs.mounts": "/mem"},
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},        # not served
+            {"destination": "/via/shared", "type": "bind", "source": str(shared),
+             "options": ["rbind", "rw"]},
+            {"destination": "/ro", "source": str(ro), "options": ["rbind", "ro"]},
+            {"destination": "/mem", "type": "bind", "source": str(memsrc), "options": ["bind"]},
+        ],
+    }
+    (b / "config.json").write_text(json.dumps(spec))
+    return Bundle(b, rootfs, shared, ro, spec)
+
+
+class Gofer:
+    """A `gofer gofer` process and the sandbox ends of its sockets."""
+
+    def __init__(self, bundle, nmounts=4, extra=(), globals_=(), spec_text=None):
+        self.socks = []
+        child_fds = []
+        for _ in range(nmounts):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.socks.append(ours)
+            child_fds.append(theirs)
+        spec_path = bundle.dir / "config.json"
+        if spec_text is not None:
+            spec_path = bundle.dir / "other.json"
+            spec_path.write_text(spec_text)
+        self.spec_fd = os.open(spec_path, os.O_RDONLY)
+        self.mounts_r, mounts_w = os.pipe()
+        argv = [sys.executable, "-m", "gofer", "--log-fd=2", "--network=sandbox",
+                "--platform=systrap", *globals_, "gofer", "--bundle", str(bundle.dir),
+                "--gofer-mount-confs=lisafs:none,lisafs:none,lisafs:none,lisafs:none",
+                "--spec-fd=%d" % self.spec_fd, "--mounts-fd=%d" % mounts_w,
+                "--io-fds=%d" % child_fds[0].fileno(),
+                "--io-fds=" + ",".join(str(s.fileno()) for s in child_fds[1:]),
+                *extra, "test-container"]
+        self.proc = subprocess.Popen(
+            argv, pass_fds=[s.fileno() for s in child_fds] + [self.spec_fd, mounts_w],
+            stderr=subprocess.PIPE, text=True)
+        for s in child_fds:
+            s.close()
+        os.close(mounts_w)
+        os.close(self.spec_fd)
+
+    def client(self, i):
+        return Client(self.socks[i])
+
+    def mounts(self):
+        with os.fdopen(self.mounts_r, "rb") as f:
+            return json.loads(f.read())
+
+    def finish(self):
+        for s in self.socks:
+            s.close()
+        rc = self.proc.wait(20)
+        return rc, self.proc.stderr.read()
+
+
+def test_runsc_style_start_serves_each_mount_as_configured(bundle):
+    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", "--seccomp=false"])
+    root, shared, ro, mem = (g.client(i) for i in range(4))
+    # The root is the rootfs.
+    status, inodes = root.walk(root.root.control_fd, [b"etc", b"hostname"])
+    fd, h = root.open_at(inodes[-1].control_fd, os.O_RDONLY)
+    os.close(h)
+    assert root.pread(fd, 0, 100) == b"sandbox\n"
+    # A bind mount, read-write.
+    assert shared.root.stat.ino == os.stat(bundle.shared).st_ino
+    shared.call(w.MKDIR_AT, dir_fd=shared.root.control_fd, uid=NO_ID, gid=NO_ID, mode=0o755,
+                name=b"made")
+    assert (bundle.shared / "made").is_dir()
+    # A readonly mount refuses mutation.
+    assert errno_of(ro.call, w.MKDIR_AT, dir_fd=ro.root.control_fd, uid=NO_ID, gid=NO_ID,
+                    mode=0o755, name=b"x") == errno.EROFS
+    # The memfs extension claimed /mem: its tree is in memory, the host dir untouched.
+    mem.call(w.MKDIR_AT, dir_fd=mem.root.control_fd, uid=0, gid=0, mode=0o700, name=b"m")
+    assert mem.walk(mem.root.control_fd, [b"m"])[0] == w.WALK_SUCCESS
+    assert os.listdir(bundle.dir.parent / "memsrc") == []
+    # --mounts-fd got the mounts with the served destinations resolved.
+    mounts = g.mounts()
+    assert [m["destination"] for m in mounts] == ["/proc", "/real/shared", "/ro", "/mem"]
+    rc, err = g.finish()
+    assert rc == 0, err
+    assert "ignoring runsc flags this gofer does not implement: --network --platform" in err
+    assert "serving /mem with extension memfs" in err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and capabilities")
+def test_setup_root_and_capabilities(bundle):
+    g = Gofer(bundle, extra=["--seccomp=false"])
+    root, shared, ro, mem = (g.client(i) for i in range(4))
+    # Chrooted into the rootfs, with the bind mounts placed in it.
+    status, inodes = root.walk(root.root.control_fd, [b"real", b"shared", b"data.txt"])
+    assert status == w.WALK_SUCCESS
+    assert inodes[-1].stat.ino == os.stat(bundle.shared / "data.txt").st_ino
+    assert shared.walk(shared.root.control_fd, [b"data.txt"])[0] == w.WALK_SUCCESS
+    # The readonly mount is read-only on the host side as well.
+    status, [k] = ro.walk(ro.root.control_fd, [b"keep.txt"])
+    fd, h = ro.open_at(k.control_fd, os.O_RDONLY)
+    os.close(h)
+    assert ro.pread(fd, 0, 100) == b"read only"
+    caps = read_caps(g.proc.pid)
+    assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] == cap_mask(GOFER_CAPS)
+    assert caps["CapAmb"] == 0
+    # Nothing was mounted in the test's own namespace.
+    assert not os.path.exists(bundle.rootfs / "ro" / "keep.txt")
+    rc, err = g.finish()
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("spec_text, message", [
+    ("{not json", "is not valid JSON"),
+    ('{"root": {"path": 5}}', "root.path: expected a string, got 5"),
+    ('{"root": {"path": "r"}, "mounts": [{"destination": "/x", "options": ["ro", 3]}]}',
+     "mounts[0].options[1]: expected a string, got 3"),
+    ('{"root": {"path": "r"}, "mounts": {}}', "mounts: expected an array"),
+    ('{"root": {"path": "r"}, "annotations": {"a": 1}}', 'annotations["a"]: expected a string'),
+])
+def test_bad_specs(bundle, spec_text, message):
+    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", "--seccomp=false"],
+              spec_text=spec_text)
+    rc, err = g.finish()
+    assert rc == 128 and message in err and "Traceback" not in err, err
+
+
+def run_gofer(*args):
+    return subprocess.run([sys.executable, "-m", "gofer", "gofer", *args], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_missing_spec_and_fd_mismatches(bundle, tmp_path):
+    r = run_gofer("--bundle", str(tmp_path / "nowhere"), "--io-fds=0", "--setup-root=false", "c")
+    assert r.returncode == 128 and "cannot read" in r.stderr and "config.json" in r.stderr
+    # More served mounts than --gofer-mount-confs entries.
+    r = run_gofer("--bundle", str(bundle.dir), "--io-fds=0", "--gofer-mount-confs=lisafs:none",
+                  "--setup-root=false", "c")
+    assert r.returncode == 128 and "has no --gofer-mount-confs entry" in r.stderr
+    r = run_gofer("--bundle", str(bundle.dir), "--io-fds=0", "--setup-root=false", "c")
+    assert r.returncode == 128 and "no --io-fds left" in r.stderr
+    r = run_gofer("--bundle", str(bundle.dir), "c")
+    assert r.returncode == 128 and "no --io-fds" in r.stderr
+    r = run_gofer("--bundle", str(bundle.dir), "--io-fds=3")
+    assert r.returncode == 2 and "CONTAINER_ID" in r.stderr
+    r = run_gofer("--bundle", str(bundle.dir), "--io-fds=0", "--gofer-mount-confs=lisafs",
+                  "c")
+    assert r.returncode == 128 and "invalid gofer mount config 'lisafs'" in r.stderr
+
+
+def test_spec_helpers(bundle):
+    assert specmod.resolve_in_root(str(bundle.rootfs), "/via/x/../y") == "/real/y"
+    assert specmod.resolve_in_root(str(bundle.rootfs), "/../../etc") == "/etc"
+    (bundle.rootfs / "loop").symlink_to("loop")
+    with pytest.raises(specmod.SpecError, match="too many symlinks"):
+        specmod.resolve_in_root(str(bundle.rootfs), "/loop/x")
+    assert specmod.MountConf.parse("lisafs:self:size=10M") == specmod.MountConf("lisafs", "self", "10M")
+    assert specmod.MountConf.parse("lisafs:memory").overlay
+    for bad in ("none:none", "lisafs", "x:none", "lisafs:none:10"):
+        with pytest.raises(specmod.SpecError):
+            specmod.MountConf.parse(bad)
