@@ -255,3 +255,52 @@ def test_bind_listen_accept(tree, service):
     assert errno_of(c.call, w.CONNECT, fd=r["child"].control_fd, sock_type=3) == errno.ENXIO
     peer.close()
     c.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching credentials needs root")
+def test_connect_with_creds_checks_the_callers_permissions(tree, service):
+    from gofer._server import ConnectionOpts
+    from gofer.client import Client
+    from gofer.fsgofer import HostConnection
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(tree / "private.sock"))
+    srv.listen(4)
+    os.chmod(tree / "private.sock", 0o700)           # root only
+    ours, theirs = socket.socketpair()
+    service.start(theirs.detach(), HostConnection(tree, host_uds="open"), ConnectionOpts())
+    c = Client(ours)
+    _, [s] = c.walk(c.root.control_fd, [b"private.sock"])
+    assert errno_of(c.call, w.CONNECT_WITH_CREDS, fd=s.control_fd, sock_type=1, uid=1000,
+                    gid=1000) == errno.EACCES
+    _, fds = c.call_fds(w.CONNECT_WITH_CREDS, fd=s.control_fd, sock_type=1, uid=0, gid=0)
+    assert len(fds) == 1
+    os.close(fds[0])
+    # The gofer's own identity is back: every thread is still root.
+    assert (os.geteuid(), os.getegid()) == (0, 0)
+    c.close()
+    srv.close()
+
+
+def test_mount_point_fd_is_donated_under_directfs(tree, service):
+    from gofer._server import ConnectionOpts
+    from gofer.client import Client
+    from gofer.fsgofer import HostConnection
+    ours, theirs = socket.socketpair()
+    service.start(theirs.detach(), HostConnection(tree, donate_mount_fd=True), ConnectionOpts())
+    c = Client(ours)
+    assert c.mount_fd is not None
+    assert os.fstat(c.mount_fd).st_ino == os.stat(tree).st_ino
+    assert sorted(os.listdir(c.mount_fd)) == ["file.txt", "link", "sub"]
+    c.close()
+
+
+def test_per_connection_fd_limit(tree, connect):
+    c = connect(tree, max_fds=5)                 # the root is one
+    _, inodes = c.walk(c.root.control_fd, [b"sub", b"inner.bin"])
+    fd, h = c.open_at(inodes[1].control_fd, os.O_RDONLY)
+    os.close(h)
+    _, [f] = c.walk(c.root.control_fd, [b"file.txt"])
+    assert errno_of(c.walk, c.root.control_fd, [b"sub"]) == errno.EMFILE
+    assert errno_of(c.open_at, f.control_fd, os.O_RDONLY) == errno.EMFILE
+    c.close_fds(fd)
+    assert c.walk(c.root.control_fd, [b"sub"])[0] == w.WALK_SUCCESS

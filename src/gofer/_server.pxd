@@ -22,6 +22,7 @@ cdef class ConnectionOpts:
     cdef public bint allocate_on_deleted
     cdef public bint open_on_deleted
     cdef public object supported_messages
+    cdef public Py_ssize_t max_fds
 
 
 cdef class ControlFDImpl:

@@ -89,6 +89,7 @@ cdef enum:
     STATX_SIZE = 0x200
     OPEN_FLAGS_MASK = 0x203          # O_ACCMODE | O_TRUNC: all OpenAt honours
     DEFAULT_MAX_MESSAGE_SIZE = 2093056   # gVisor's: 2 MiB huge page - 4 KiB
+    DEFAULT_MAX_FDS = 65536
 
 
 # ---------------------------------------------------------------- locking
@@ -155,9 +156,13 @@ cdef class ConnectionOpts:
     def __init__(self, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, readonly=False,
                  set_attr_on_deleted=False,
                  allocate_on_deleted=False, open_on_deleted=False,
-                 supported_messages=None):
+                 supported_messages=None, max_fds=DEFAULT_MAX_FDS):
         if max_message_size < 4096:
             raise ValueError("max_message_size must be at least 4096")
+        if max_fds < 1:
+            raise ValueError("max_fds must be positive")
+        # One client cannot take every host FD of the gofer from the others.
+        self.max_fds = max_fds
         self.max_message_size = max_message_size
         self.readonly = readonly
         self.set_attr_on_deleted = set_attr_on_deleted
@@ -627,6 +632,12 @@ cdef class Connection:
     # ------------------------------------------------------------ FD table
 
     cdef uint64_t add_fd(self, FD fd) except 0:
+        """Gives `fd` (whose references are already taken) an FDID; past the
+        connection's limit it is released and EMFILE raised."""
+        if len(self.fds) >= self.opts.max_fds:
+            fd.refs = 1
+            fd_decref(fd)
+            raise OSError(E.EMFILE, "too many open FDs on this connection")
         fd.id = self.next_fdid
         self.next_fdid += 1
         fd.refs += 1
@@ -957,16 +968,10 @@ cdef class Connection:
         finally:
             unlock(&cfd.node.op_lock)
             unlock(&self.server.rename_lock)
-        cdef OpenFD ofd = OpenFD.__new__(OpenFD)
-        ofd.control = cfd
-        cfd.refs += 1
-        ofd.impl = <OpenFDImpl>impl
-        ofd.readable = acc == O_RDONLY or acc == O_RDWR
-        ofd.writable = acc == O_WRONLY or acc == O_RDWR
-        w_u64(&o.w, self.add_fd(ofd))
         if host_fd >= 0:
-            o.fds[0] = host_fd
+            o.fds[0] = host_fd          # closed by dispatch if what follows fails
             o.nfds = 1
+        w_u64(&o.w, self.add_open_fd(cfd, impl, acc))
         return 0
 
     cdef int h_close(self, Reader* r, Out* o) except -1:

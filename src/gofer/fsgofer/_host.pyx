@@ -71,6 +71,10 @@ cdef extern from "<sys/vfs.h>" nogil:
         long f_namelen
     int fstatfs(int, statfs*)
 
+cdef extern from "<sys/syscall.h>" nogil:
+    long syscall(long, ...)
+    long SYS_setreuid, SYS_setregid
+
 cdef extern from "<sys/socket.h>" nogil:
     int listen(int, int)
     int accept4(int, void*, void*, int)
@@ -367,6 +371,27 @@ cdef class HostControlFD(ControlFDImpl):
             s.close()
             raise
         return donate_fd(s.detach())
+
+    def connect_with_creds(self, sock_type, uint32_t uid, uint32_t gid):
+        # The host checks the socket's permissions as the sandbox's user: this
+        # thread alone (raw syscalls; glibc would switch every thread) takes
+        # its euid/egid for the connect, as gVisor's fsgofer does.
+        cdef unsigned ruid = os.getuid(), euid = os.geteuid()
+        cdef unsigned rgid = os.getgid(), egid = os.getegid()
+        cdef long nothing = -1
+        if gid != egid:
+            check(<int>syscall(SYS_setregid, nothing, <long>gid))
+        try:
+            if uid != euid:
+                check(<int>syscall(SYS_setreuid, nothing, <long>uid))
+            try:
+                return self.connect(sock_type)
+            finally:
+                if uid != euid and syscall(SYS_setreuid, <long>ruid, <long>euid) < 0:
+                    os.abort()          # never serve with the sandbox user's identity
+        finally:
+            if gid != egid and syscall(SYS_setregid, <long>rgid, <long>egid) < 0:
+                os.abort()
 
     def bind_at(self, sock_type, bytes name, mode, uid, gid):
         if not self.conn.uds_create:
