@@ -23,6 +23,10 @@
 _Static_assert(sizeof(atomic_uint) == sizeof(uint32_t), "atomic_uint layout");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_uint must be lock-free");
 
+/* Spin tuning; see spin() and wait_active(). */
+#define GOFER_FC_PAUSE_NS   1000
+#define GOFER_FC_PROBE_EVERY 8
+
 /* Local control bits (gVisor's ctrl.state): a thread is inside a blocking
  * call / gofer_fc_shutdown was called. Never in shared memory. */
 #define CTRL_BLOCKED  1
@@ -177,6 +181,8 @@ static int ep_init(struct gofer_fc_ep *ep, int role, int fd, int64_t offset,
     atomic_init(&ep->ctrl, 0);
     atomic_init(&ep->spin_max_ns, default_spin_ns());
     ep->spin_ns = atomic_load_explicit(&ep->spin_max_ns, memory_order_relaxed);
+    ep->spin_probe = 0;
+    ep->spin_misses = 0;
 
     if (offset < 0 || length < page_size() || length > UINT32_MAX)
         return -EINVAL;
@@ -265,19 +271,31 @@ static void exit_wait(struct gofer_fc_ep *ep)
         shutdown_conn(ep);
 }
 
-/* Polls connState while the peer has control, for at most until deadline, or
- * until a local shutdown is requested. Returns the last value seen. */
-static unsigned spin(const struct gofer_fc_ep *ep, uint64_t deadline)
+/* Polls connState while the peer has control, for at most budget ns or
+ * until a local shutdown is requested; returns the last value seen.
+ *
+ * The first GOFER_FC_PAUSE_NS are a pure busy-poll, which catches a peer
+ * running on another CPU within ~0.1 us. After that each poll is preceded by
+ * sched_yield(): the peer we just woke may have been placed on *our* CPU (the
+ * scheduler likes to put a wakee next to its waker), and a pure spin would
+ * then keep it off the CPU for the whole budget. Yielding lets it (or
+ * anything else runnable here) run at once, which matters on a 2-CPU
+ * machine; when nothing else is runnable it returns in well under 1 us. */
+static unsigned spin(const struct gofer_fc_ep *ep, uint64_t budget)
 {
-    for (unsigned i = 1;; i++) {
-        cpu_relax();
+    uint64_t start = now_ns();
+    for (;;) {
         unsigned cs = atomic_load(conn_state(ep));
-        if (cs != ep->inactive || atomic_load_explicit(&ep->shutdown,
-                                                       memory_order_relaxed))
+        if (cs != ep->inactive ||
+            atomic_load_explicit(&ep->shutdown, memory_order_relaxed))
             return cs;
-        /* Reading the clock costs ~20-40 ns; do it every 8 relax hints. */
-        if (i % 8 == 0 && now_ns() >= deadline)
+        uint64_t spent = now_ns() - start;
+        if (spent >= budget)
             return cs;
+        if (spent < GOFER_FC_PAUSE_NS)
+            cpu_relax();
+        else
+            sched_yield();
     }
 }
 
@@ -303,7 +321,15 @@ static int wait_blocking(const struct gofer_fc_ep *ep)
     }
 }
 
-/* Waits until this side has control: spin first (adaptively), then sleep. */
+/* Waits until this side has control: spin first, then sleep.
+ *
+ * The spin budget adapts to the peer. It is reset to the configured maximum
+ * whenever a spin catches the hand-off, and halved (down to 0) on the second
+ * and every further miss in a row, so a channel whose requests come far
+ * apart soon stops paying for spinning. Every GOFER_FC_PROBE_EVERY-th wait
+ * with a reduced budget spins the full maximum again, to notice when the
+ * peer is quick again (the time spent asleep cannot tell us that: it
+ * includes our own wake-up latency, tens of microseconds on a VM). */
 static int wait_active(struct gofer_fc_ep *ep)
 {
     unsigned cs = atomic_load(conn_state(ep));
@@ -314,20 +340,19 @@ static int wait_active(struct gofer_fc_ep *ep)
         return wait_blocking(ep);
 
     uint64_t budget = ep->spin_ns < max ? ep->spin_ns : max;
-    uint64_t start = now_ns();
-    if (budget && spin(ep, start + budget) == ep->active) {
+    uint64_t this_spin = budget;
+    if (budget < max && ++ep->spin_probe % GOFER_FC_PROBE_EVERY == 0)
+        this_spin = max;
+    if (this_spin && spin(ep, this_spin) == ep->active) {
         ep->spin_ns = max;
+        ep->spin_misses = 0;
         return 0;
     }
-    int rc = wait_blocking(ep);
-    if (rc == 0) {
-        /* Adapt: if the answer came soon after the spin gave up (twice the
-         * limit leaves room for the futex wake-up latency), the full spin
-         * would likely have caught it; otherwise halve the spin, down to
-         * zero for an idle channel, so idle channels stop burning CPU. */
-        ep->spin_ns = now_ns() - start <= 2 * max ? max : budget / 2;
-    }
-    return rc;
+    /* One miss may be a hiccup (an interrupt, a preemption); shrinking at
+     * once would then cost several slow round trips until the next probe. */
+    if (++ep->spin_misses >= 2)
+        ep->spin_ns = budget / 2; /* a failed probe does not raise it */
+    return wait_blocking(ep);
 }
 
 /* Reads the peer's dataLen; it must fit in the window. */

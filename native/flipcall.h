@@ -1,5 +1,5 @@
 /* flipcall: gVisor's shared-memory RPC channel, wire-compatible with
- * gvisor.dev/gvisor/pkg/flipcall (see /work/shared/spec/flipcall.md).
+ * gvisor.dev/gvisor/pkg/flipcall (byte-level spec: shared/spec/flipcall.md).
  *
  * A packet window is a page-aligned region of a sealed memfd, mapped
  * MAP_SHARED by both processes:
@@ -47,9 +47,13 @@
 #define GOFER_FC_SERVER_ACTIVE 1u
 #define GOFER_FC_SHUTDOWN      2u
 
-/* How long a waiter polls connState before sleeping in FUTEX_WAIT.
- * See gofer_fc_set_spin_ns. */
-#define GOFER_FC_DEFAULT_SPIN_NS 20000u
+/* How long a waiter polls connState before sleeping in FUTEX_WAIT; see
+ * gofer_fc_set_spin_ns. 50 us covers the wake-up latency of a peer that
+ * slept on another vCPU (~35-45 us measured on a 2-vCPU VM) plus some think
+ * time, which keeps a blocking client (gVisor's) and a spinning gofer in
+ * step; with 20 us a client that pauses ~10 us between requests already
+ * drops both sides back to sleeping. native/tests/run.sh bench measures it. */
+#define GOFER_FC_DEFAULT_SPIN_NS 50000u
 
 enum gofer_fc_role { GOFER_FC_SERVER = 0, GOFER_FC_CLIENT = 1 };
 
@@ -86,6 +90,8 @@ struct gofer_fc_ep {
     atomic_int ctrl;         /* GOFER_FC_CTRL_* bits, see flipcall.c */
     _Atomic uint64_t spin_max_ns; /* configured spin limit */
     uint64_t spin_ns;        /* adaptive current spin (owner thread only) */
+    uint32_t spin_probe;     /* wait counter for probing (owner thread only) */
+    uint32_t spin_misses;    /* spins missed in a row (owner thread only) */
 };
 
 /* Maps the window [offset, offset+length) of fd as the server side. The fd is
@@ -125,19 +131,23 @@ int gofer_fc_client_send_recv(struct gofer_fc_ep *ep, uint32_t n, uint32_t *m);
 
 /* Shuts the channel down (gVisor's Endpoint.Shutdown). Safe from any thread:
  * a thread of this process blocked in this endpoint returns -ESHUTDOWN
- * (unless the peer handed control over at that moment) and then marks the
- * channel shut down; otherwise connState becomes 2 at once and a waiting peer
- * is woken. Later blocking calls return -ESHUTDOWN. Idempotent. */
+ * (unless the peer handed control over at that moment) and, on its way out,
+ * sets connState to 2 and wakes the peer; otherwise that happens here at
+ * once. Returns once no thread is waiting in ep any more, which may be just
+ * before that thread's last write to the window: join it before
+ * gofer_fc_destroy. Later blocking calls return -ESHUTDOWN. Idempotent. */
 void gofer_fc_shutdown(struct gofer_fc_ep *ep);
 
 /* Unmaps the window. No thread may be inside a call on ep. Idempotent. */
 void gofer_fc_destroy(struct gofer_fc_ep *ep);
 
-/* Maximum time a waiter busy-polls connState (with a CPU relax hint) before
- * sleeping in FUTEX_WAIT; 0 disables spinning. The effective spin adapts: it
- * halves each time the peer took much longer than the limit to answer and is
- * restored once the peer answers quickly again, so idle channels stop burning
- * CPU. Takes effect from the next wait. */
+/* Maximum time a waiter polls connState before sleeping in FUTEX_WAIT; 0
+ * disables spinning. The first microsecond is a busy-poll with a CPU relax
+ * hint, the rest polls between sched_yield() calls so that a peer sharing
+ * our CPU can run. The budget adapts: halved on every wait the spin did not
+ * catch from the second miss in a row on (down to 0), restored after one it
+ * did, and probed at full length every 8th wait, so channels with slow or idle peers stop burning
+ * CPU. Takes effect from the next wait; callable from any thread. */
 void gofer_fc_set_spin_ns(struct gofer_fc_ep *ep, uint64_t ns);
 
 #endif /* GOFER_FLIPCALL_H */

@@ -40,6 +40,7 @@ esac
 
 echo "run.sh: built with $cc${extra:+ $extra}${runner:+, running under $runner}"
 if [ -n "$runner" ]; then
+    export GOFER_TEST_QEMU=1
     exec_cmd="$runner $out/test_flipcall"
 else
     exec_cmd="$out/test_flipcall"

@@ -1,10 +1,11 @@
 /* Tests for native/flipcall.c and native/fdchannel.c.
  *
  *   test_flipcall          run the tests; prints "N passed, M failed"
- *   test_flipcall bench    round-trip timings across processes
+ *   test_flipcall bench [N [RUNS]]   round-trip timings across processes
  *
  * Environment: GOFER_TEST_ROUNDS sets the ping-pong round trips (default
- * 20000). Every test runs under alarm() so a hang fails instead of blocking.
+ * 20000); GOFER_BENCH_PIN=1 pins the benchmark's server to CPU 0 and its
+ * client to CPU 1. Every test runs under alarm() so a hang fails instead of blocking.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -19,12 +20,12 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -527,11 +528,12 @@ static void shutdown_blocked_recv(uint64_t spin)
     CHECK(!atomic_load(&o.done));
     uint64_t t0 = now_ns();
     gofer_fc_shutdown(&ep);
-    uint64_t t_ret = now_ns();
+    /* gofer_fc_shutdown returns once the thread has left the wait; the
+     * thread itself then marks connState (join before destroying!). */
+    CHECK(now_ns() - t0 < 500000000ull);
     op_join(&o, 2000);
     CHECK_RC(o.rc, -ESHUTDOWN);
     CHECK(o.end_ns - t0 < 500000000ull); /* prompt */
-    CHECK(t_ret >= o.end_ns);           /* shutdown waited for the thread */
     CHECK(ep_state(&ep) == GOFER_FC_SHUTDOWN);
     uint32_t n;
     CHECK_RC(gofer_fc_recv_first(&ep, &n), -ESHUTDOWN);
@@ -848,7 +850,7 @@ static void test_adaptive_spin(void)
     CHECK_RC(gofer_fc_client_init(&cli, w.pwa.fd, w.off, w.len), 0);
     gofer_fc_set_spin_ns(&srv, max);
     gofer_fc_set_spin_ns(&cli, 0);
-    struct slow_client sc = {&cli, 25, 5, 0};
+    struct slow_client sc = {&cli, 25, 200, 0};
     pthread_t th;
     pthread_create(&th, NULL, slow_client_main, &sc);
     uint64_t after_slow = UINT64_MAX;
@@ -866,6 +868,9 @@ static void test_adaptive_spin(void)
     CHECK(i == sc.slow + sc.fast);
     CHECK(after_slow < max / 1000); /* halved away while the peer was slow */
     CHECK(at_end == max);           /* restored once it answered quickly */
+    if (!cur_ok)
+        fprintf(stderr, "  spin after slow phase %llu ns, at end %llu ns\n",
+                (unsigned long long)after_slow, (unsigned long long)at_end);
     gofer_fc_destroy(&cli);
     gofer_fc_destroy(&srv);
     gofer_pwa_destroy(&w.pwa);
@@ -954,21 +959,34 @@ static void test_fdchannel(void)
     int before = count_open_fds();
     CHECK_RC(send(s[1], "x", 1, 0), 1);
     CHECK_RC(gofer_fdchan_recv(s[0], &fd, 1), -EPROTO);
-    int two[2] = {memfd_with("a"), memfd_with("b")};
-    memset(&u, 0, sizeof(u));
-    struct msghdr m2 = {0};
-    m2.msg_control = u.buf;
-    m2.msg_controllen = CMSG_LEN(2 * sizeof(int));
-    c = CMSG_FIRSTHDR(&m2);
-    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    memcpy(CMSG_DATA(c), two, sizeof(two));
-    CHECK_RC(sendmsg(s[1], &m2, 0), 0);
-    close(two[0]);
-    close(two[1]);
-    CHECK_RC(gofer_fdchan_recv(s[0], &fd, 0), -EPROTO);
     CHECK(count_open_fds() == before);
+    /* Two FDs in one message: on Linux our 20-byte control buffer takes
+     * one, the kernel drops the other and flags MSG_CTRUNC, and we close the
+     * one we got. qemu-user (7.2) receives into a doubled host buffer and
+     * truncates without MSG_CTRUNC, so both land in the process and the
+     * message looks valid; the check is meaningless there. */
+    if (getenv("GOFER_TEST_QEMU")) {
+        printf("     (fdchannel: two-FD truncation check skipped under qemu-user)\n");
+    } else {
+        int two[2] = {memfd_with("a"), memfd_with("b")};
+        memset(&u, 0, sizeof(u));
+        struct msghdr m2 = {0};
+        struct iovec empty = {NULL, 0}; /* qemu-user ignores msg_iovlen 0 */
+        m2.msg_iov = &empty;
+        m2.msg_iovlen = 1;
+        m2.msg_control = u.buf;
+        m2.msg_controllen = CMSG_LEN(2 * sizeof(int));
+        c = CMSG_FIRSTHDR(&m2);
+        c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        memcpy(CMSG_DATA(c), two, sizeof(two));
+        CHECK_RC(sendmsg(s[1], &m2, 0), 0);
+        close(two[0]);
+        close(two[1]);
+        CHECK_RC(gofer_fdchan_recv(s[0], &fd, 0), -EPROTO);
+        CHECK(count_open_fds() == before);
+    }
 
     /* End of file: the peer went away. */
     close(s[0]);
@@ -977,8 +995,20 @@ static void test_fdchannel(void)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Benchmark: client in a child, server in the parent, zero-length datagrams.
- * The client optionally "thinks" (busy-waits) between requests. */
+/* Benchmark: client in a child process, server in the parent, zero-length
+ * datagrams. The client optionally "thinks" (busy-waits) between requests.
+ * Each configuration runs several times, interleaved with the others, and
+ * the median (and range) over runs is printed: on a small VM the result of a
+ * single run depends a lot on where the scheduler happened to put the two
+ * processes. */
+
+struct bench_cfg {
+    uint64_t srv_spin, cli_spin, think;
+};
+
+struct bench_res {
+    double mean, p50, p99, srv_cpu; /* us, us, us, % of one CPU */
+};
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -986,115 +1016,144 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void busy_ns(uint64_t ns)
+static int cmp_dbl(const void *a, const void *b)
 {
-    uint64_t end = now_ns() + ns;
-    while (now_ns() < end)
-        ;
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
-static void bench_one(const char *label, uint64_t srv_spin, uint64_t cli_spin,
-                      uint64_t think_ns, unsigned n)
+static uint64_t cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int bench_client(const struct win *w, const struct bench_cfg *cf,
+                        unsigned n, int out)
+{
+    struct gofer_fc_ep c;
+    uint32_t m, *t = malloc(n * sizeof(uint32_t));
+    if (!t || gofer_fc_client_init(&c, w->pwa.fd, w->off, w->len))
+        return 1;
+    gofer_fc_set_spin_ns(&c, cf->cli_spin);
+    if (gofer_fc_client_connect(&c))
+        return 1;
+    for (unsigned i = 0; i < n / 10; i++) /* warm-up */
+        if (gofer_fc_client_send_recv(&c, 0, &m))
+            return 2;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t t0 = now_ns();
+        while (now_ns() - t0 < cf->think)
+            ;
+        t0 = now_ns();
+        if (gofer_fc_client_send_recv(&c, 0, &m))
+            return 2;
+        t[i] = (uint32_t)(now_ns() - t0);
+    }
+    double sum = 0;
+    for (unsigned i = 0; i < n; i++)
+        sum += t[i];
+    qsort(t, n, sizeof(uint32_t), cmp_u32);
+    double r[3] = {sum / n / 1e3, t[n / 2] / 1e3, t[(uint64_t)n * 99 / 100] / 1e3};
+    if (write(out, r, sizeof(r)) != (ssize_t)sizeof(r))
+        return 3;
+    gofer_fc_shutdown(&c);
+    return 0;
+}
+
+static int bench_run(const struct bench_cfg *cf, unsigned n, struct bench_res *res)
 {
     struct win w;
     struct gofer_fc_ep ep;
-    if (win_make(&w, 4096) || gofer_fc_init(&ep, w.pwa.fd, w.off, w.len)) {
-        printf("bench setup failed\n");
-        return;
-    }
-    gofer_fc_set_spin_ns(&ep, srv_spin);
     int pfd[2];
-    if (pipe(pfd))
-        return;
+    if (win_make(&w, 4096) || gofer_fc_init(&ep, w.pwa.fd, w.off, w.len) ||
+        pipe(pfd))
+        return -1;
+    gofer_fc_set_spin_ns(&ep, cf->srv_spin);
+    /* GOFER_BENCH_PIN=1: server on CPU 0, client on CPU 1, to see what
+     * spinning gives when the two are known to run in parallel. */
+    int pin = getenv("GOFER_BENCH_PIN") != NULL;
+    cpu_set_t all, one;
+    sched_getaffinity(0, sizeof(all), &all);
+    if (pin) {
+        CPU_ZERO(&one);
+        CPU_SET(0, &one);
+        sched_setaffinity(0, sizeof(one), &one);
+    }
     pid_t pid = fork();
     if (pid == 0) {
-        struct gofer_fc_ep c;
-        uint32_t m;
-        uint32_t *t = malloc(n * sizeof(uint32_t));
-        if (!t || gofer_fc_client_init(&c, w.pwa.fd, w.off, w.len) ||
-            gofer_fc_client_connect(&c))
-            _exit(1);
-        gofer_fc_set_spin_ns(&c, cli_spin);
-        for (unsigned i = 0; i < n / 10; i++) /* warm-up */
-            gofer_fc_client_send_recv(&c, 0, &m);
-        uint64_t start = now_ns();
-        for (unsigned i = 0; i < n; i++) {
-            if (think_ns)
-                busy_ns(think_ns);
-            uint64_t t0 = now_ns();
-            if (gofer_fc_client_send_recv(&c, 0, &m))
-                _exit(2);
-            t[i] = (uint32_t)(now_ns() - t0);
+        if (pin) {
+            CPU_ZERO(&one);
+            CPU_SET(1, &one);
+            sched_setaffinity(0, sizeof(one), &one);
         }
-        uint64_t wall = now_ns() - start;
-        qsort(t, n, sizeof(uint32_t), cmp_u32);
-        double mean = 0;
-        for (unsigned i = 0; i < n; i++)
-            mean += t[i];
-        mean /= n;
-        char line[256];
-        int len = snprintf(line, sizeof(line),
-                           "%-34s mean %7.2f  p50 %7.2f  p99 %7.2f us",
-                           label, mean / 1e3, t[n / 2] / 1e3,
-                           t[(uint64_t)n * 99 / 100] / 1e3);
-        (void)wall;
-        if (write(pfd[1], line, (size_t)len) < 0)
-            _exit(3);
-        gofer_fc_shutdown(&c);
-        _exit(0);
+        _exit(bench_client(&w, cf, n, pfd[1]));
     }
     close(pfd[1]);
-    struct rusage r0, r1;
-    getrusage(RUSAGE_SELF, &r0);
-    uint64_t w0 = now_ns();
+    uint64_t w0 = now_ns(), c0 = cpu_ns();
     uint32_t len;
     int rc = gofer_fc_recv_first(&ep, &len);
     while (rc == 0)
         rc = gofer_fc_send_recv(&ep, 0, &len);
-    uint64_t wall = now_ns() - w0;
-    getrusage(RUSAGE_SELF, &r1);
-    double cpu = (double)(r1.ru_utime.tv_sec - r0.ru_utime.tv_sec +
-                          r1.ru_stime.tv_sec - r0.ru_stime.tv_sec) * 1e9 +
-                 (double)(r1.ru_utime.tv_usec - r0.ru_utime.tv_usec +
-                          r1.ru_stime.tv_usec - r0.ru_stime.tv_usec) * 1e3;
-    char line[256] = {0};
-    ssize_t got = read(pfd[0], line, sizeof(line) - 1);
+    res->srv_cpu = 100.0 * (double)(cpu_ns() - c0) / (double)(now_ns() - w0);
+    sched_setaffinity(0, sizeof(all), &all);
+    double r[3];
+    ssize_t got = read(pfd[0], r, sizeof(r));
     close(pfd[0]);
     int status;
     waitpid(pid, &status, 0);
-    printf("%s  server cpu %3.0f%%%s\n", got > 0 ? line : "(client failed)",
-           100.0 * cpu / (double)wall,
-           WIFEXITED(status) && WEXITSTATUS(status) == 0 ? "" : " CLIENT ERROR");
-    fflush(stdout);
     gofer_fc_destroy(&ep);
     gofer_pwa_destroy(&w.pwa);
+    if (got != (ssize_t)sizeof(r) || !WIFEXITED(status) || WEXITSTATUS(status))
+        return -1;
+    res->mean = r[0];
+    res->p50 = r[1];
+    res->p99 = r[2];
+    return 0;
 }
 
-static int bench(unsigned n)
+static int bench(unsigned n, unsigned reps)
 {
-    static const uint64_t spins[] = {1000, 2000, 5000, 10000, 20000, 50000};
-    char label[96];
-    printf("round trips across processes, %u each, zero-length datagrams\n", n);
-    bench_one("blocking both sides", 0, 0, 0, n);
-    for (size_t i = 0; i < sizeof(spins) / sizeof(spins[0]); i++) {
-        snprintf(label, sizeof(label), "server spin %2llu us, client blocks",
-                 (unsigned long long)(spins[i] / 1000));
-        bench_one(label, spins[i], 0, 0, n);
-    }
-    for (size_t i = 0; i < sizeof(spins) / sizeof(spins[0]); i++) {
-        snprintf(label, sizeof(label), "both spin %2llu us",
-                 (unsigned long long)(spins[i] / 1000));
-        bench_one(label, spins[i], spins[i], 0, n);
-    }
-    static const uint64_t thinks[] = {5000, 15000, 40000, 100000};
-    for (size_t i = 0; i < sizeof(thinks) / sizeof(thinks[0]); i++) {
-        static const uint64_t s2[] = {0, 20000};
-        for (size_t j = 0; j < 2; j++) {
-            snprintf(label, sizeof(label), "think %3llu us, srv spin %2llu us",
-                     (unsigned long long)(thinks[i] / 1000),
-                     (unsigned long long)(s2[j] / 1000));
-            bench_one(label, s2[j], 0, thinks[i], n / 4);
+    static const struct bench_cfg cfgs[] = {
+        {0, 0, 0},          {5000, 0, 0},      {20000, 0, 0},
+        {50000, 0, 0},      {20000, 20000, 0}, {0, 0, 10000},
+        {20000, 0, 10000},  {50000, 0, 10000}, {0, 0, 30000},
+        {20000, 0, 30000},  {50000, 0, 30000},
+    };
+    enum { NC = sizeof(cfgs) / sizeof(cfgs[0]), MAXREPS = 32 };
+    static double v[NC][4][MAXREPS];
+    if (reps < 1)
+        reps = 1;
+    if (reps > MAXREPS)
+        reps = MAXREPS;
+    printf("flipcall round trips across processes: %u runs x %u round trips "
+           "per configuration, zero-length datagrams; client-side latency in "
+           "us, median over runs [min..max]\n", reps, n);
+    for (unsigned r = 0; r < reps; r++) {
+        for (unsigned c = 0; c < NC; c++) {
+            struct bench_res res;
+            if (bench_run(&cfgs[c], n, &res)) {
+                printf("bench run failed\n");
+                return 1;
+            }
+            v[c][0][r] = res.mean;
+            v[c][1][r] = res.p50;
+            v[c][2][r] = res.p99;
+            v[c][3][r] = res.srv_cpu;
         }
+    }
+    for (unsigned c = 0; c < NC; c++) {
+        for (int k = 0; k < 4; k++)
+            qsort(v[c][k], reps, sizeof(double), cmp_dbl);
+        printf("server spin %2u us, client spin %2u us, think %2u us: "
+               "mean %6.2f [%5.2f..%6.2f]  p50 %6.2f [%5.2f..%6.2f]  "
+               "p99 %6.1f  server CPU %3.0f%%\n",
+               (unsigned)(cfgs[c].srv_spin / 1000),
+               (unsigned)(cfgs[c].cli_spin / 1000),
+               (unsigned)(cfgs[c].think / 1000), v[c][0][reps / 2], v[c][0][0],
+               v[c][0][reps - 1], v[c][1][reps / 2], v[c][1][0],
+               v[c][1][reps - 1], v[c][2][reps / 2], v[c][3][reps / 2]);
     }
     return 0;
 }
@@ -1103,7 +1162,8 @@ int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 1 && strcmp(argv[1], "bench") == 0)
-        return bench(argc > 2 ? (unsigned)atoi(argv[2]) : 100000);
+        return bench(argc > 2 ? (unsigned)atoi(argv[2]) : 20000,
+                     argc > 3 ? (unsigned)atoi(argv[3]) : 7);
 
     run("pwa", test_pwa);
     run("init_validation", test_init_validation);
