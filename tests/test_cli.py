@@ -17,11 +17,17 @@ def gofer(*args, **kw):
 
 
 def start_serve(*args):
+    """A `gofer serve` that is listening (it says so on stderr)."""
     p = subprocess.Popen([sys.executable, "-m", "gofer", "serve", *args],
                          stderr=subprocess.PIPE, text=True)
-    line = p.stderr.readline()          # "gofer: serving ..." once listening
-    assert "serving" in line, line + p.stderr.read()
-    return p
+    seen = []
+    for line in p.stderr:
+        seen.append(line)
+        if "gofer: serving" in line:
+            return p
+    p.kill()
+    p.wait()
+    raise AssertionError("gofer serve did not start:\n" + "".join(seen))
 
 
 def test_serve_reads_a_file_and_stops_cleanly_on_ctrl_c(tree, tmp_path):

@@ -152,7 +152,8 @@ def test_getdents64(tree, connect):
             break
         names += [d.name for d in batch]
         count = 4096
-    assert sorted(names) == sorted([b".", b".."] + [os.fsencode(n) for n in os.listdir(tree)])
+    # Never "." or "..", as gVisor's fsgofer.
+    assert sorted(names) == sorted(os.fsencode(n) for n in os.listdir(tree))
     # A negative count starts again from the top.
     again = c.getdents64(fd, -65536)
     assert {d.name for d in again} <= set(names) and len(again) > 1

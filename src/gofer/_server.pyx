@@ -947,14 +947,15 @@ cdef class Connection:
 
     cdef int h_open_at(self, Reader* r, Out* o) except -1:
         cdef int err = 0
-        cdef ControlFD cfd = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
-        if cfd is None:
-            return err
+        cdef uint64_t fdid = r_u64(r)
         cdef uint32_t flags = r_u32(r) & OPEN_FLAGS_MASK
         cdef uint32_t acc = flags & O_ACCMODE
         cdef int host_fd = -1
         if self.opts.readonly and (acc != O_RDONLY or flags & O_TRUNC):
-            return E.EROFS
+            return E.EROFS              # before the FD lookup, as gVisor
+        cdef ControlFD cfd = <ControlFD>self.lookup(fdid, ControlFD, &err)
+        if cfd is None:
+            return err
         if cfd.ftype == S_IFDIR and (acc != O_RDONLY or flags & O_TRUNC):
             return E.EISDIR
         if cfd.ftype == S_IFLNK:
@@ -1007,6 +1008,8 @@ cdef class Connection:
         return 0
 
     cdef int h_pwrite(self, Reader* r, Out* o) except -1:
+        if self.opts.readonly:
+            return E.EROFS
         cdef int err = 0
         cdef int64_t offset = <int64_t>r_u64(r)
         cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
@@ -1014,8 +1017,6 @@ cdef class Connection:
         cdef const char* data = r_bytes(r, count)
         if fd is None:
             return err
-        if self.opts.readonly:
-            return E.EROFS
         if not fd.writable:
             return E.EBADF
         cdef Node node = fd.control.node
@@ -1266,6 +1267,10 @@ cdef class Connection:
                 f.impl.set_xattr(q["name"], q["value"], q["flags"])
             elif mid == _wire.FLISTXATTR:
                 names = f.impl.list_xattr(q["size"])
+                # As listxattr(2): a non-zero size too small for the NUL-
+                # separated list is ERANGE.
+                if q["size"] and sum(len(n) + 1 for n in names) > q["size"]:
+                    return E.ERANGE
                 w_u16(&o.w, len(names))
                 for name in names:
                     w_str(&o.w, name, len(name))

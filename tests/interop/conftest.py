@@ -164,3 +164,94 @@ def go_client(request, lisafs_driver):
             errors.append(str(e))
     if errors:
         pytest.fail("\n".join(errors), pytrace=False)
+
+
+# -- shared servers for the suites that drive our gofer (see gofer_env.py) ----------
+
+@pytest.fixture(params=[False, True], ids=["socket", "channels"])
+def transport(request):
+    """True: the client calls StartChannels (flipcall channels); False: socket only."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def server_pool(refgofer):
+    """One server per (kind, readonly, host_uds, host_fifo) for the session; see gofer_env."""
+    from .gofer_env import ServerPool, new_pool, rm_pool
+    tmp = new_pool()
+    pool = ServerPool(tmp, refgofer)
+    yield pool
+    died = pool.stop()
+    rm_pool(tmp)
+    if died:
+        pytest.fail("shared server(s) exited on their own: " +
+                    "\n".join(f"{k}:\n{log}" for k, log in died), pytrace=False)
+
+
+@pytest.fixture
+def open_side(request, server_pool, go_client, transport):
+    """open_side(kind="gofer"|"ref"|"memfs", readonly=False, host_uds=None, host_fifo=None,
+    setup=build_tree, channels=transport) -> Side on a fresh test directory.
+
+    ``setup(host_dir)`` builds the tree on the host first (gofer/ref); for memfs
+    the default tree is built over the protocol instead. The shared server must
+    still be alive at teardown."""
+    from .gofer_env import Side, build_tree, build_via_protocol
+    used, log_start = [], {}
+
+    def open_(kind="gofer", readonly=False, host_uds=None, host_fifo=None, setup=build_tree,
+              channels=None):
+        srv = server_pool.get(kind, readonly, host_uds, host_fifo)
+        if srv not in used:
+            used.append(srv)
+            log_start[srv] = len(srv.proc.stderr())
+            _track(request, f"shared {kind} server",
+                   lambda srv=srv: srv.proc.stderr()[log_start[srv]:])
+        gc = go_client(srv.socket, channels=transport if channels is None else channels)
+        if kind == "memfs":  # each connection has its own empty tree; readonly stays empty
+            top = gc.root_fd if readonly else gc.call(
+                "mkdir_at", fd=gc.root_fd, name="t", mode=0o755)["inode"]["fd"]
+            side = Side(kind, gc, top, None, srv)
+            if setup is build_tree:
+                build_via_protocol(side)
+            elif setup is not None:
+                setup(side)
+            return side
+        host = srv.new_dir()
+        if setup is not None:
+            setup(host)
+        top = gc.call("walk", fd=gc.root_fd, name=host.name)["inode"]["fd"]
+        side = Side(kind, gc, top, host, srv)
+
+        def another(channels=None):
+            """A second connection to the same server, on the same test directory."""
+            gc2 = go_client(srv.socket, channels=transport if channels is None else channels)
+            top2 = gc2.call("walk", fd=gc2.root_fd, name=host.name)["inode"]["fd"]
+            return Side(kind, gc2, top2, host, srv)
+        side.another = another
+        return side
+
+    yield open_
+    for srv in used:
+        if not srv.alive():
+            pytest.fail(f"the shared {srv.kind} server died during this test:\n"
+                        f"{srv.proc.stderr()}", pytrace=False)
+    # Our server logs a traceback when a handler raised something unexpected (it then
+    # answers EIO): that is a bug even if the test saw a plausible errno. Known bugs
+    # are xfail tests, which may leave tracebacks.
+    if request.node.get_closest_marker("xfail") is None:
+        for srv in used:
+            new = srv.proc.stderr()[log_start[srv]:]
+            if srv.kind != "ref" and "Traceback" in new:
+                pytest.fail(f"the shared {srv.kind} server logged a traceback:\n{new}",
+                            pytrace=False)
+
+
+@pytest.fixture
+def ours(open_side):
+    return open_side("gofer")
+
+
+@pytest.fixture
+def ref(open_side):
+    return open_side("ref")

@@ -56,6 +56,7 @@ Inode is {"fd", "stat"}; a stat has every lisafs.Statx field in snake_case):
   parallel       goroutines, repeat, requests, [summary]
                                                        -> ok_count, err_count, errnos,
                                                           results[goroutine][i]
+                 (a request with autoclose=true has the FDIDs it returns closed at once)
   * host opts (a donated host FD is inspected, then closed): read_host=N,
     read_host_offset, write_host (bytes), write_host_offset -> host_stat {size mode
     ino dev_major dev_minor}, host_flags, host_data, host_written

@@ -252,7 +252,7 @@ class MemOpenFD(OpenFDImpl):
         if seek0:
             self.cursor = 0
         node = self.inode
-        entries = [(b".", node), (b"..", node)] + list(node.children.items())
+        entries = list(node.children.items())      # no "." or "..", as gVisor's fsgofer
         out, used = [], 0
         while self.cursor < len(entries):
             name, child = entries[self.cursor]

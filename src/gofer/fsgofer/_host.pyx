@@ -254,6 +254,8 @@ cdef class HostControlFD(ControlFDImpl):
             try:
                 if self.ftype == S_IFDIR:
                     raise_errno(E.EISDIR)
+                if size > 0x7fffffffffffffff:
+                    raise_errno(E.EINVAL)       # what ftruncate(2) says to a negative off_t
                 wfd = self.reopen(O_WRONLY | O_NONBLOCK)
                 try:
                     os.ftruncate(wfd, size)
@@ -496,14 +498,17 @@ cdef class HostOpenFD(OpenFDImpl):
             while pos < n:
                 d = <gofer_dirent64*>(buf + pos)
                 pos += d.d_reclen
-                consumed += d.d_reclen
-                # The client wants each entry's device too (gVisor skips the
-                # entries it cannot stat).
+                namelen = <uint16_t>strlen(d.d_name)
+                # Like gVisor's fsgofer: never "." or ".." (".." would tell the
+                # client about the directory above the mount), and no entry
+                # whose device cannot be read; neither counts against `count`.
+                if d.d_name[0] == b'.' and (namelen == 1 or (namelen == 2 and d.d_name[1] == b'.')):
+                    continue
                 if c_statx(self.fd, d.d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0,
                            <statx*>stx) < 0:
                     continue
+                consumed += d.d_reclen
                 devs = <uint32_t*>(stx + 136)        # stx_dev_major, stx_dev_minor
-                namelen = <uint16_t>strlen(d.d_name)
                 p = w_reserve(w, 27 + namelen)
                 memcpy(p, &d.d_ino, 8)
                 memcpy(p + 8, &devs[1], 4)

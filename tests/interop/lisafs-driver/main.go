@@ -535,7 +535,8 @@ func (d *driver) raw(a args) (result, error) {
 
 // parallel runs `requests` in order, `repeat` times, from each of `goroutines`
 // goroutines at once. results[g] lists goroutine g's responses unless summary is
-// set; ok_count/err_count and errnos (errno -> count) are always returned.
+// set; ok_count/err_count and errnos (errno -> count) are always returned. A
+// request with "autoclose": true has the FDIDs it returns closed right away.
 func (d *driver) parallel(a args) (result, error) {
 	n, repeat := int(a.i64("goroutines", 4)), int(a.i64("repeat", 1))
 	var reqs []args
@@ -556,7 +557,11 @@ func (d *driver) parallel(a args) (result, error) {
 			for k := 0; k < repeat; k++ {
 				for _, r := range reqs {
 					op, _ := r["op"].(string)
-					results[g] = append(results[g], response(d.dispatch(op, r)))
+					res := response(d.dispatch(op, r))
+					if r.bool("autoclose", false) {
+						d.autoclose(res)
+					}
+					results[g] = append(results[g], res)
 				}
 			}
 		}(g)
@@ -578,6 +583,26 @@ func (d *driver) parallel(a args) (result, error) {
 		out["results"] = results
 	}
 	return out, nil
+}
+
+// autoclose closes the FDIDs a successful response handed out (its inode's control
+// FD and any open FD), so long parallel runs do not pile up server-side FDs.
+func (d *driver) autoclose(res result) {
+	if res["ok"] != true {
+		return
+	}
+	var ids []lisafs.FDID
+	if in, ok := res["inode"].(result); ok {
+		if id, ok := in["fd"].(uint64); ok && id != 0 {
+			ids = append(ids, lisafs.FDID(id))
+		}
+	}
+	if id, ok := res["open_fd"].(uint64); ok && id != 0 {
+		ids = append(ids, lisafs.FDID(id))
+	}
+	for _, id := range ids {
+		d.c.CloseFD(d.ctx, id, false)
+	}
 }
 
 func response(out result, err error) result {
