@@ -102,8 +102,9 @@ class Gofer:
         return rc, self.proc.stderr.read()
 
 
-def test_runsc_style_start_serves_each_mount_as_configured(bundle):
-    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", "--seccomp=false"])
+@pytest.mark.parametrize("seccomp", [[], ["--seccomp=false"]], ids=["seccomp", "no-seccomp"])
+def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
+    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", *seccomp])
     root, shared, ro, mem = (g.client(i) for i in range(4))
     # The root is the rootfs.
     status, inodes = root.walk(root.root.control_fd, [b"etc", b"hostname"])
@@ -133,7 +134,7 @@ def test_runsc_style_start_serves_each_mount_as_configured(bundle):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and capabilities")
 def test_setup_root_and_capabilities(bundle):
-    g = Gofer(bundle, extra=["--seccomp=false"])
+    g = Gofer(bundle)                       # everything on, as runsc runs it
     root, shared, ro, mem = (g.client(i) for i in range(4))
     # Chrooted into the rootfs, with the bind mounts placed in it.
     status, inodes = root.walk(root.root.control_fd, [b"real", b"shared", b"data.txt"])

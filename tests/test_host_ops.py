@@ -304,3 +304,25 @@ def test_per_connection_fd_limit(tree, connect):
     assert errno_of(c.open_at, f.control_fd, os.O_RDONLY) == errno.EMFILE
     c.close_fds(fd)
     assert c.walk(c.root.control_fd, [b"sub"])[0] == w.WALK_SUCCESS
+
+
+def test_host_fifo_policy_never_blocks_the_server(tree, service):
+    from gofer._server import ConnectionOpts
+    from gofer.client import Client
+    from gofer.fsgofer import HostConnection
+    os.mkfifo(tree / "fifo")
+    for policy, expect in (("none", errno.EPERM), ("open", None)):
+        ours, theirs = socket.socketpair()
+        service.start(theirs.detach(), HostConnection(tree, host_fifo=policy), ConnectionOpts())
+        c = Client(ours)
+        _, [f] = c.walk(c.root.control_fd, [b"fifo"])
+        if expect:
+            assert errno_of(c.open_at, f.control_fd, os.O_RDONLY) == expect
+        else:
+            # No writer: the open still returns at once, with an FD to wait on.
+            fd, host_fd = c.open_at(f.control_fd, os.O_RDONLY)
+            assert host_fd is not None
+            os.close(host_fd)
+            c.close_fds(fd)                  # no reader left: a writer gets ENXIO
+            assert errno_of(c.open_at, f.control_fd, os.O_WRONLY) == errno.ENXIO
+        c.close()

@@ -26,3 +26,8 @@ cdef extern from "fdchannel.h" nogil:
     int gofer_fdchan_pair(int fds[2])
     int gofer_fdchan_send(int sock, int fd)
     int gofer_fdchan_recv(int sock, int* fd, int nonblock)
+
+cdef extern from "sigsys.h" nogil:
+    int gofer_sigsys_set_name(int nr, const char* name)
+    int gofer_sigsys_install()
+    unsigned long gofer_sigsys_count()

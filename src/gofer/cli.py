@@ -81,13 +81,29 @@ def _backend(args):
                                          host_fifo=args.host_fifo), opts)
 
 
+def _seccomp(args, listener):
+    """--seccomp / --seccomp-log: the filter goes on after every import and
+    the listener, right before the accept loop (see gofer.seccomp)."""
+    if not (args.seccomp or args.seccomp_log):
+        return
+    from gofer import seccomp
+    try:
+        seccomp.install_for_serve(args)
+    except (ValueError, RuntimeError, OSError) as e:
+        listener.close()
+        os.unlink(args.socket)
+        raise UsageError("seccomp: %s" % e) from None
+
+
 def cmd_serve(args):
     from gofer._server import Server
     from gofer.service import Service
 
     what, backend = _backend(args)
+    os.umask(0)            # modes exactly as the client sends them, as gVisor's gofer
     listener = _listen(args.socket)
     service = Service(Server())
+    _seccomp(args, listener)
     print("gofer: serving %s on %s%s" % (what, args.socket, " (readonly)" if args.readonly else ""),
           file=sys.stderr, flush=True)
     # SIGTERM stops the server the same way as Ctrl-C.
@@ -126,6 +142,11 @@ def build_parser():
                    help="host Unix sockets the client may connect to / create")
     s.add_argument("--host-fifo", default="none", choices=["none", "open"],
                    help="whether host FIFOs may be opened")
+    s.add_argument("--seccomp", action="store_true",
+                   help="serve under the seccomp allowlist; a syscall outside it kills the gofer")
+    s.add_argument("--seccomp-log", action="store_true",
+                   help="like --seccomp, but a syscall outside the allowlist is logged to "
+                        "stderr and fails with ENOSYS (to find what an extension needs)")
     s.set_defaults(func=cmd_serve)
     return p
 

@@ -147,6 +147,20 @@ def run(global_args, args):
     from gofer.fsgofer import HostConnection
     from gofer.service import Service
 
+    # Everything the filter needs is loaded now, while the host is in reach;
+    # the filter itself goes on last, right before serving.
+    host_uds = g.get("host-uds", "none")
+    uds_open = host_uds in ("open", "all")
+    load_filter = None
+    if opts.seccomp or opts.seccomp_log:
+        from gofer import seccomp
+        try:
+            load_filter = seccomp.prepare(seccomp.extension_rules(exts), log=opts.seccomp_log,
+                                          host_uds_open=uds_open,
+                                          host_uds_create=host_uds in ("create", "all"))
+        except (ValueError, OSError) as e:
+            raise Fatal("seccomp: %s" % e) from None
+
     if opts.sync_chroot_fd >= 0:
         sandbox.wait_for_eof(opts.sync_chroot_fd)
     if opts.sync_userns_fd >= 0:
@@ -169,8 +183,6 @@ def run(global_args, args):
                          daemon=True, name="gofer-mounts").start()
     os.umask(0)                               # keep modes exactly as the sandbox sends them
 
-    host_uds = g.get("host-uds", "none")
-    uds_open = host_uds in ("open", "all")
     if opts.apply_caps:
         caps = sandbox.GOFER_CAPS + (("SETUID", "SETGID") if uds_open else ())
         try:
@@ -203,11 +215,11 @@ def run(global_args, args):
         conns.append((opts.dev_io_fd, HostConnection("/dev", **dev), ConnectionOpts(**stock_opts),
                       "/dev"))
 
-    if opts.seccomp:
-        from gofer import seccomp
-        rules = [r for e in exts for r in e.seccomp_rules()]
-        seccomp.install(rules, log=opts.seccomp_log, host_uds_open=uds_open,
-                        host_uds_create=host_uds in ("create", "all"))
+    if load_filter is not None:
+        try:
+            load_filter()
+        except OSError as e:
+            raise Fatal("seccomp: %s" % e) from None
     service = Service(Server())
     for fd, impl, copts, path in conns:
         try:

@@ -49,7 +49,8 @@ class Service:
             items = list(self._threads.items())
         for _, fd in items:
             try:
-                socket.socket(fileno=os.dup(fd)).shutdown(socket.SHUT_RDWR)
+                with socket.socket(fileno=os.dup(fd)) as s:
+                    s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
         for t, _ in items:

@@ -19,7 +19,7 @@ def names(gc, dir_fd):
 
 @pytest.mark.parametrize("channels", [False, True], ids=["socket", "channels"])
 def test_each_mount_behaves_as_configured(bundle, go_client, channels):  # noqa: F811
-    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", "--seccomp=false"])
+    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false"])     # seccomp on
     root, shared, ro, mem = (go_client(fd=s.fileno(), channels=channels) for s in g.socks)
     assert names(root, root.root_fd) == {"etc", "real", "via"}
     ino = root.call("walk_multiple", fd=root.root_fd, names=["etc", "hostname"])["inodes"][-1]

@@ -200,6 +200,10 @@ cdef class HostControlFD(ControlFDImpl):
                 (self.ftype == S_IFSOCK and not self.conn.uds_open) or \
                 (self.ftype == S_IFCHR and not self.conn.char_devices):
             raise_errno(E.EPERM)
+        if self.ftype == S_IFIFO or self.ftype == S_IFCHR:
+            # Opening a FIFO without a peer would block the server; the
+            # client waits on the donated FD instead (ENXIO: no reader yet).
+            flags |= O_NONBLOCK
         cdef int fd = self.reopen(flags)
         cdef HostOpenFD ofd = HostOpenFD.__new__(HostOpenFD)
         ofd.fd = fd
