@@ -34,25 +34,9 @@ def service():
 
 
 @pytest.fixture
-def connect(service):
-    """connect(root, **opts) -> a Client served in-process over a socketpair."""
-    clients = []
-
-    def make(root, **opts):
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        service.start(theirs.detach(), HostConnection(root), ConnectionOpts(**opts))
-        c = Client(ours)
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
-
-
-@pytest.fixture
 def connect_impl(service):
-    """connect_impl(ConnectionImpl, **opts) -> a Client of that backend."""
+    """connect_impl(ConnectionImpl, **opts) -> a Client of that backend,
+    served in-process over a socketpair."""
     clients = []
 
     def make(impl, **opts):
@@ -64,3 +48,9 @@ def connect_impl(service):
     yield make
     for c in clients:
         c.close()
+
+
+@pytest.fixture
+def connect(connect_impl):
+    """connect(root, **opts) -> a Client of the stock backend serving root."""
+    return lambda root, **opts: connect_impl(HostConnection(root), **opts)

@@ -102,7 +102,6 @@ cdef extern from *:
 cdef enum:
     STAT_MASK = 0x7ff | 0x800       # STATX_BASIC_STATS | STATX_BTIME
     UTIME_OMIT = (1 << 30) - 2
-    # Large reads and writes release the GIL; small ones are faster holding it.
     NOGIL_IO_BYTES = 64 * 1024
     DIRENT_BUF = 8192
 
@@ -438,6 +437,23 @@ cdef class HostControlFD(ControlFDImpl):
         os.removexattr(self.proc_path(), name)
 
 
+cdef Py_ssize_t positional_io(int fd, char* buf, Py_ssize_t count, int64_t offset,
+                              bint writing) except -1:
+    """pread/pwrite, retried on EINTR. Large transfers release the GIL; small
+    ones are faster holding it."""
+    cdef Py_ssize_t n
+    while True:
+        if count >= NOGIL_IO_BYTES:
+            with nogil:
+                n = pwrite(fd, buf, count, offset) if writing else pread(fd, buf, count, offset)
+        else:
+            n = pwrite(fd, buf, count, offset) if writing else pread(fd, buf, count, offset)
+        if n >= 0:
+            return n
+        if errno != EINTR:
+            return raise_errno(errno)
+
+
 cdef class HostOpenFD(OpenFDImpl):
     cdef readonly int fd
 
@@ -452,30 +468,10 @@ cdef class HostOpenFD(OpenFDImpl):
         return fstatx(self.fd, out)
 
     cdef Py_ssize_t c_read(self, char* buf, Py_ssize_t count, int64_t offset) except -1:
-        cdef Py_ssize_t n
-        while True:
-            if count >= NOGIL_IO_BYTES:
-                with nogil:
-                    n = pread(self.fd, buf, count, offset)
-            else:
-                n = pread(self.fd, buf, count, offset)
-            if n >= 0:
-                return n
-            if errno != EINTR:
-                return raise_errno(errno)
+        return positional_io(self.fd, buf, count, offset, False)
 
     cdef Py_ssize_t c_write(self, const char* buf, Py_ssize_t count, int64_t offset) except -1:
-        cdef Py_ssize_t n
-        while True:
-            if count >= NOGIL_IO_BYTES:
-                with nogil:
-                    n = pwrite(self.fd, buf, count, offset)
-            else:
-                n = pwrite(self.fd, buf, count, offset)
-            if n >= 0:
-                return n
-            if errno != EINTR:
-                return raise_errno(errno)
+        return positional_io(self.fd, <char*>buf, count, offset, True)
 
     cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1:
         cdef char buf[DIRENT_BUF]
