@@ -13,16 +13,16 @@ import os
 import errno as E
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from libc.errno cimport errno, EINTR, EAGAIN
+from libc.errno cimport errno, EINTR
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memchr, memset
-from posix.unistd cimport close, read, write, dup
+from posix.unistd cimport close, dup
 
 from gofer._wire cimport (
-    Reader, Writer, Statx, statx_from_c, lisafs_statx, lisafs_inode,
-    r_u8, r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
-    w_reserve, w_u8, w_u16, w_u32, w_u64, w_bytes, w_str,
-    lisafs_ld16, lisafs_ld32, lisafs_ld64, lisafs_st16, lisafs_st32, lisafs_st64)
+    Reader, Writer, Statx, lisafs_statx, lisafs_inode,
+    r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
+    w_reserve, w_u8, w_u16, w_u32, w_u64, w_str,
+    lisafs_ld16, lisafs_ld32, lisafs_st16, lisafs_st32, lisafs_st64)
 from gofer._native cimport *
 from gofer import _wire
 from gofer._wire import ProtocolError

@@ -11,18 +11,17 @@ import errno as E
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from libc.stdint cimport uint16_t, uint32_t, int32_t, int64_t
 from libc.string cimport memcpy, strlen
 from posix.unistd cimport close, dup
 
-from gofer._wire cimport (Writer, lisafs_statx, w_reserve, w_u16, w_u32, w_u64,
-                          w_u8, w_bytes, lisafs_st16)
+import socket
+
+from gofer._wire cimport Writer, Statx, lisafs_statx, w_reserve, w_u16, lisafs_st16
 from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl, BoundSocketFDImpl
 from gofer._server import donate_fd
-from gofer._wire cimport Statx
 from gofer._wire import StatFS
 from gofer import _wire
-import socket
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int, const char*, int, ...)
