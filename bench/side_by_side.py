@@ -627,6 +627,8 @@ def main(argv=None):
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(table(result))
         print("\nwrote %s (%.0fs)" % (path, result["elapsed_s"]))
+        import dashboard                  # bench/dashboard.py: the history, rendered
+        dashboard.main(["--results", args.out])
         return 0
     finally:
         for s in servers:

@@ -37,8 +37,10 @@ def bundle(tmp_path):
     (rootfs / "real").mkdir()
     (rootfs / "via").symlink_to("/real")              # a destination through a symlink
     shared, ro, memsrc = tmp_path / "shared", tmp_path / "ro", tmp_path / "memsrc"
-    for d in (shared, ro, memsrc):
+    data = tmp_path / "data"
+    for d in (shared, ro, memsrc, data):
         d.mkdir()
+    (data / "numbers").write_text("1 2 3")
     (shared / "data.txt").write_text("shared data")
     (ro / "keep.txt").write_text("read only")
     spec = {
@@ -51,6 +53,8 @@ def bundle(tmp_path):
              "options": ["rbind", "rw"]},
             {"destination": "/ro", "source": str(ro), "options": ["rbind", "ro"]},
             {"destination": "/mem", "type": "bind", "source": str(memsrc), "options": ["bind"]},
+            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},       # not served
+            {"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind"]},
         ],
     }
     (b / "config.json").write_text(json.dumps(spec))
@@ -60,7 +64,7 @@ def bundle(tmp_path):
 class Gofer:
     """A `gofer gofer` process and the sandbox ends of its sockets."""
 
-    def __init__(self, bundle, nmounts=4, extra=(), globals_=(), spec_text=None):
+    def __init__(self, bundle, nmounts=5, extra=(), globals_=(), spec_text=None):
         self.socks = []
         child_fds = []
         for _ in range(nmounts):
@@ -75,7 +79,7 @@ class Gofer:
         self.mounts_r, mounts_w = os.pipe()
         argv = [sys.executable, "-m", "gofer", "--log-fd=2", "--network=sandbox",
                 "--platform=systrap", *globals_, "gofer", "--bundle", str(bundle.dir),
-                "--gofer-mount-confs=lisafs:none,lisafs:none,lisafs:none,lisafs:none",
+                "--gofer-mount-confs=lisafs:none,lisafs:none,lisafs:none,lisafs:none,lisafs:none",
                 "--spec-fd=%d" % self.spec_fd, "--mounts-fd=%d" % mounts_w,
                 "--io-fds=%d" % child_fds[0].fileno(),
                 "--io-fds=" + ",".join(str(s.fileno()) for s in child_fds[1:]),
@@ -105,7 +109,7 @@ class Gofer:
 @pytest.mark.parametrize("seccomp", [[], ["--seccomp=false"]], ids=["seccomp", "no-seccomp"])
 def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
     g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", *seccomp])
-    root, shared, ro, mem = (g.client(i) for i in range(4))
+    root, shared, ro, mem, data = (g.client(i) for i in range(5))
     # The root is the rootfs.
     status, inodes = root.walk(root.root.control_fd, [b"etc", b"hostname"])
     fd, h = root.open_at(inodes[-1].control_fd, os.O_RDONLY)
@@ -124,8 +128,11 @@ def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
     assert mem.walk(mem.root.control_fd, [b"m"])[0] == w.WALK_SUCCESS
     assert os.listdir(bundle.dir.parent / "memsrc") == []
     # --mounts-fd got the mounts with the served destinations resolved.
+    # A second plain bind mount, after a mount that is not served.
+    assert data.walk(data.root.control_fd, [b"numbers"])[1][0].stat.size == 5
     mounts = g.mounts()
-    assert [m["destination"] for m in mounts] == ["/proc", "/real/shared", "/ro", "/mem"]
+    assert [m["destination"] for m in mounts] == ["/proc", "/real/shared", "/ro", "/mem", "/tmp",
+                                                  "/data"]
     rc, err = g.finish()
     assert rc == 0, err
     assert "ignoring runsc flags this gofer does not implement: --network --platform" in err
@@ -135,7 +142,7 @@ def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and capabilities")
 def test_setup_root_and_capabilities(bundle):
     g = Gofer(bundle)                       # everything on, as runsc runs it
-    root, shared, ro, mem = (g.client(i) for i in range(4))
+    root, shared, ro, mem, data = (g.client(i) for i in range(5))
     # Chrooted into the rootfs, with the bind mounts placed in it.
     status, inodes = root.walk(root.root.control_fd, [b"real", b"shared", b"data.txt"])
     assert status == w.WALK_SUCCESS

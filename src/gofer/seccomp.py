@@ -236,6 +236,7 @@ def _stock():
         # --- LISAFS transport
         ("recvmsg", [((2, EQ, flags),) for flags in (
             MSG_CMSG_CLOEXEC,                             # the connection socket
+            MSG_CMSG_CLOEXEC | MSG_DONTWAIT,              # ... polled before it blocks
             MSG_TRUNC | MSG_CMSG_CLOEXEC,                 # fdchannel (gofer.client)
             MSG_TRUNC | MSG_CMSG_CLOEXEC | MSG_DONTWAIT,
         )]),

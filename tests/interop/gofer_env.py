@@ -73,8 +73,10 @@ class ServerPool:
         self._outs = itertools.count()
 
     def argv(self, kind, base, sock, readonly, host_uds, host_fifo):
+        # Our servers run under the seccomp filter (kill mode), as in production:
+        # a syscall the allowlist misses ends the server and fails the test.
         if kind == "gofer":
-            argv = [sys.executable, "-m", "gofer", "serve", base, "--socket", sock]
+            argv = [sys.executable, "-m", "gofer", "serve", base, "--socket", sock, "--seccomp"]
             argv += ["--readonly"] * readonly
             argv += ["--host-uds", host_uds] if host_uds else []
             argv += ["--host-fifo", host_fifo] if host_fifo else []
@@ -85,7 +87,7 @@ class ServerPool:
             argv += ["-host-fifo", host_fifo] if host_fifo else []
         elif kind == "memfs":
             argv = [sys.executable, "-m", "gofer", "serve", "--extension", "memfs",
-                    "--socket", sock] + ["--readonly"] * readonly
+                    "--socket", sock, "--seccomp"] + ["--readonly"] * readonly
         else:
             raise ValueError(kind)
         return argv

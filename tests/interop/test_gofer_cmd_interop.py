@@ -20,7 +20,7 @@ def names(gc, dir_fd):
 @pytest.mark.parametrize("channels", [False, True], ids=["socket", "channels"])
 def test_each_mount_behaves_as_configured(bundle, go_client, channels):  # noqa: F811
     g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false"])     # seccomp on
-    root, shared, ro, mem = (go_client(fd=s.fileno(), channels=channels) for s in g.socks)
+    root, shared, ro, mem, data = (go_client(fd=s.fileno(), channels=channels) for s in g.socks)
     assert names(root, root.root_fd) == {"etc", "real", "via"}
     ino = root.call("walk_multiple", fd=root.root_fd, names=["etc", "hostname"])["inodes"][-1]
     fd = root.call("open_at", fd=ino["fd"], flags=os.O_RDONLY)["open_fd"]
@@ -37,8 +37,12 @@ def test_each_mount_behaves_as_configured(bundle, go_client, channels):  # noqa:
     assert names(mem, mem.root_fd) == {"m"}
     assert not os.listdir(bundle.dir.parent / "memsrc")
 
-    assert [m["destination"] for m in g.mounts()] == ["/proc", "/real/shared", "/ro", "/mem"]
-    for gc in (root, shared, ro, mem):
+    ino = data.call("walk", fd=data.root_fd, name="numbers")["inode"]
+    assert ino["stat"]["size"] == 5
+
+    assert [m["destination"] for m in g.mounts()] == ["/proc", "/real/shared", "/ro", "/mem",
+                                                      "/tmp", "/data"]
+    for gc in (root, shared, ro, mem, data):
         gc.close()
     rc, err = g.finish()
     assert rc == 0, err
