@@ -320,7 +320,7 @@ cdef class OpenFDImpl:
         _not_implemented()
 
     def write(self, int64_t offset, data):
-        """Writes `data` (a memoryview) at `offset`; returns the count written."""
+        """Writes `data` (bytes) at `offset`; returns the count written."""
         _not_implemented()
 
     def getdents64(self, int32_t count, bint seek0):
