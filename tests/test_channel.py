@@ -17,7 +17,7 @@ from gofer import _wire as w
 from gofer._server import Server
 from gofer.client import Client
 from gofer.fsgofer import HostConnection
-from gofer.lisafs import ConnectionImpl, ControlFDImpl, Statx
+from gofer.lisafs import ConnectionImpl, ControlFDImpl, OpenFDImpl, Statx
 from gofer.service import Service
 from conftest import open_fds
 from test_server import same_file, wait_until
@@ -269,3 +269,61 @@ def test_hostile_window(tree, service, attack):
     raw.close()
     c.close()
     assert_back_to(before, service)
+
+
+class SlowFile(OpenFDImpl):
+    """read() waits until released; records when it is closed."""
+    reading = threading.Event()
+    release = threading.Event()
+    closed_during_read = None
+
+    def __init__(self):
+        self.closed = False
+
+    def read(self, offset, count):
+        SlowFile.reading.set()
+        SlowFile.release.wait(30)
+        SlowFile.closed_during_read = self.closed
+        return b"data"
+
+    def close(self):
+        self.closed = True
+
+
+class SlowRoot(ControlFDImpl):
+    def stat(self):
+        return Statx(mask=w.STATX_BASIC_STATS, mode=0o100644, ino=7)
+
+    def open(self, flags):
+        self.file = SlowFile()
+        return self.file
+
+
+class SlowConnection(ConnectionImpl):
+    def mount(self):
+        self.root = SlowRoot()
+        return self.root
+
+    def supported_messages(self):
+        return [w.OPEN_AT, w.PREAD, w.CLOSE, w.FSTAT]
+
+
+def test_close_waits_for_an_operation_in_flight(connect_impl):
+    """A Close racing a PRead on another channel must not release the file
+    under it (gVisor holds a reference for the whole request)."""
+    impl = SlowConnection()
+    c = connect_impl(impl)
+    c.start_channels(2)
+    fd, _ = c.open_at(c.root.control_fd, os.O_RDONLY)
+    SlowFile.reading.clear()
+    SlowFile.release.clear()
+    result = []
+    t = threading.Thread(target=lambda: result.append(c.pread(fd, 0, 10)))
+    t.start()
+    assert SlowFile.reading.wait(10)
+    c.close_fds(fd)                       # answered at once...
+    assert not impl.root.file.closed      # ...but the file stays open for the read
+    SlowFile.release.set()
+    t.join(10)
+    assert result == [b"data"] and SlowFile.closed_during_read is False
+    assert impl.root.file.closed          # released once the read answered

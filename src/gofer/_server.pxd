@@ -1,6 +1,7 @@
 # The server core's classes, declared for cimport by backends written in
 # Cython (the stock host backend, and extensions that want C-speed paths).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
+from cpython.object cimport PyObject
 from gofer._wire cimport Writer, Reader, lisafs_statx, Statx
 
 cdef extern from "<pthread.h>" nogil:
@@ -13,6 +14,10 @@ cdef struct Out:
     Writer w
     int fds[2]
     int nfds
+    # FDs the request uses, referenced until the response is out: a Close on
+    # another thread cannot close their host FDs mid-operation.
+    PyObject* held[4]
+    int nheld
 
 
 cdef class ConnectionOpts:

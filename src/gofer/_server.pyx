@@ -13,6 +13,8 @@ import os
 import errno as E
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport errno, EINTR, EAGAIN
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memchr, memset
@@ -542,6 +544,25 @@ cdef void fd_decref(FD fd) noexcept:
         log.exception("closing FD %d", fd.id)
 
 
+cdef int hold(Out* o, FD fd) except -1:
+    if o.nheld == 4:
+        raise AssertionError("a request holds at most 4 FDs")
+    fd.refs += 1
+    Py_INCREF(fd)
+    o.held[o.nheld] = <PyObject*>fd
+    o.nheld += 1
+    return 0
+
+
+cdef void release_held(Out* o) noexcept:
+    cdef FD fd
+    while o.nheld > 0:
+        o.nheld -= 1
+        fd = <FD>o.held[o.nheld]
+        fd_decref(fd)
+        Py_DECREF(fd)
+
+
 # ---------------------------------------------------------------- helpers
 
 cdef inline int check_safe_name(const char* p, uint16_t n) noexcept:
@@ -659,14 +680,18 @@ cdef class Connection:
             fd_decref(<FD>fd)
         return 0
 
-    cdef FD lookup(self, uint64_t fdid, type kind, int* err):
+    cdef FD lookup(self, uint64_t fdid, type kind, int* err, Out* o):
+        """The FD `fdid` if it is of `kind` (else None with EBADF/EINVAL in
+        err), referenced in `o` until the request is answered (None: kind
+        not checked)."""
         fd = self.fds.get(fdid)
         if fd is None:
             err[0] = E.EBADF
             return None
-        if type(fd) is not kind:
+        if kind is not None and type(fd) is not kind:
             err[0] = E.EINVAL
             return None
+        hold(o, <FD>fd)
         return <FD>fd
 
     def close_all(self):
@@ -691,6 +716,7 @@ cdef class Connection:
         r.pos = 0
         o.w.len = 0
         o.nfds = 0
+        o.nheld = 0
         if n > self.max_msg:
             err = E.EIO
         elif mid > MAX_MID or not self.supported[mid]:
@@ -702,6 +728,7 @@ cdef class Connection:
                 err = self.handle(mid, &r, o)
             except BaseException as exc:
                 err = errno_of(exc)
+            release_held(o)
         if err == 0:
             return mid
         while o.nfds > 0:
@@ -786,10 +813,10 @@ cdef class Connection:
         cdef lisafs_statx st
         cdef FD fd
         cdef Node node
-        f = self.fds.get(fdid)
-        if f is None:
-            return E.EBADF
-        fd = <FD>f
+        cdef int err = 0
+        fd = self.lookup(fdid, None, &err, o)
+        if fd is None:
+            return err
         if isinstance(fd, ControlFD):
             node = (<ControlFD>fd).node
         elif isinstance(fd, OpenFD):
@@ -811,7 +838,7 @@ cdef class Connection:
 
     cdef int h_walk(self, Reader* r, Out* o) except -1:
         cdef int err = 0
-        cdef ControlFD cur = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
+        cdef ControlFD cur = <ControlFD>self.lookup(r_u64(r), ControlFD, &err, o)
         if cur is None:
             return err
         if not cur.is_dir():
@@ -872,7 +899,7 @@ cdef class Connection:
 
     cdef int h_walk_stat(self, Reader* r, Out* o) except -1:
         cdef int err = 0
-        cdef ControlFD start = <ControlFD>self.lookup(r_u64(r), ControlFD, &err)
+        cdef ControlFD start = <ControlFD>self.lookup(r_u64(r), ControlFD, &err, o)
         if start is None:
             return err
         cdef uint16_t count = r_u16(r), i, n
@@ -953,7 +980,7 @@ cdef class Connection:
         cdef int host_fd = -1
         if self.opts.readonly and (acc != O_RDONLY or flags & O_TRUNC):
             return E.EROFS              # before the FD lookup, as gVisor
-        cdef ControlFD cfd = <ControlFD>self.lookup(fdid, ControlFD, &err)
+        cdef ControlFD cfd = <ControlFD>self.lookup(fdid, ControlFD, &err, o)
         if cfd is None:
             return err
         if cfd.ftype == S_IFDIR and (acc != O_RDONLY or flags & O_TRUNC):
@@ -985,7 +1012,7 @@ cdef class Connection:
     cdef int h_pread(self, Reader* r, Out* o) except -1:
         cdef int err = 0
         cdef int64_t offset = <int64_t>r_u64(r)
-        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err, o)
         cdef uint32_t count = r_u32(r)
         if fd is None:
             return err
@@ -1012,7 +1039,7 @@ cdef class Connection:
             return E.EROFS
         cdef int err = 0
         cdef int64_t offset = <int64_t>r_u64(r)
-        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err, o)
         cdef uint32_t count = r_u32(r)
         cdef const char* data = r_bytes(r, count)
         if fd is None:
@@ -1033,7 +1060,7 @@ cdef class Connection:
 
     cdef int h_getdents64(self, Reader* r, Out* o) except -1:
         cdef int err = 0
-        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err)
+        cdef OpenFD fd = <OpenFD>self.lookup(r_u64(r), OpenFD, &err, o)
         cdef int32_t count = <int32_t>r_u32(r)
         if fd is None:
             return err
@@ -1062,26 +1089,26 @@ cdef class Connection:
     # (handlers.go), calls the implementation under the right node locks and
     # writes the response. Returns 0 or an errno.
 
-    cdef ControlFD control(self, uint64_t fdid):
+    cdef ControlFD control(self, uint64_t fdid, Out* o):
         cdef int err = 0
-        cdef FD fd = self.lookup(fdid, ControlFD, &err)
+        cdef FD fd = self.lookup(fdid, ControlFD, &err, o)
         if fd is None:
             raise OSError(err, os.strerror(err))
         return <ControlFD>fd
 
-    cdef OpenFD open_fd(self, uint64_t fdid):
+    cdef OpenFD open_fd(self, uint64_t fdid, Out* o):
         cdef int err = 0
-        cdef FD fd = self.lookup(fdid, OpenFD, &err)
+        cdef FD fd = self.lookup(fdid, OpenFD, &err, o)
         if fd is None:
             raise OSError(err, os.strerror(err))
         return <OpenFD>fd
 
-    cdef ControlFD directory(self, uint64_t fdid, name):
+    cdef ControlFD directory(self, uint64_t fdid, name, Out* o):
         """The directory ControlFD for a create/unlink of `name`."""
         cdef const char* p = name
         if check_safe_name(p, len(name)):
             raise OSError(E.EINVAL, "unsafe name")
-        cdef ControlFD d = self.control(fdid)
+        cdef ControlFD d = self.control(fdid, o)
         if not d.is_dir():
             raise OSError(E.ENOTDIR, os.strerror(E.ENOTDIR))
         return d
@@ -1099,13 +1126,12 @@ cdef class Connection:
         cdef OpenFD of
         cdef lisafs_statx st
         cdef Node node
-        cdef Guard g
-        cdef int host_fd = -1
+        cdef int host_fd = -1, lookup_err = 0
         if mid == _wire.CHANNEL:
             return self.h_channel(o)
 
         if mid == _wire.SETSTAT:
-            f = self.control(q["fd"])
+            f = self.control(q["fd"], o)
             if q["mask"] & ~SETSTAT_MASK:
                 return E.EPERM
             with Guard(self.server, f.node, WRITE):
@@ -1124,7 +1150,7 @@ cdef class Connection:
 
         if mid in (_wire.OPEN_CREATE_AT, _wire.MKDIR_AT, _wire.MKNOD_AT, _wire.SYMLINK_AT,
                    _wire.BIND_AT):
-            d = self.directory(q["dir_fd"], q["name"])
+            d = self.directory(q["dir_fd"], q["name"], o)
             with Guard(self.server, d.node, WRITE):
                 if d.node.deleted:
                     return E.EINVAL
@@ -1162,8 +1188,8 @@ cdef class Connection:
             return 0
 
         if mid == _wire.LINK_AT:
-            d = self.directory(q["dir_fd"], q["name"])
-            t = self.control(q["target"])
+            d = self.directory(q["dir_fd"], q["name"], o)
+            t = self.control(q["target"], o)
             if t.is_dir():
                 return E.EPERM
             with Guard(self.server, d.node, WRITE):
@@ -1176,7 +1202,7 @@ cdef class Connection:
             return 0
 
         if mid == _wire.UNLINK_AT:
-            d = self.directory(q["dir_fd"], q["name"])
+            d = self.directory(q["dir_fd"], q["name"], o)
             with Guard(self.server, d.node, WRITE):
                 if d.node.deleted:
                     return E.EINVAL
@@ -1190,21 +1216,24 @@ cdef class Connection:
 
         if mid == _wire.RENAME_AT or mid == _wire.RENAME_AT2:
             return self.h_rename(q["old_dir"], q["old_name"], q["new_dir"], q["new_name"],
-                                 q.get("flags", 0))
+                                 q.get("flags", 0), o)
 
         if mid == _wire.FSYNC:
             first = 0
             for fdid in q["fds"]:
                 try:
-                    of = self.open_fd(fdid)
-                    with Guard(self.server, of.control.node, READ):
-                        of.impl.sync()
+                    of = self.open_fd(fdid, o)
+                    try:
+                        with Guard(self.server, of.control.node, READ):
+                            of.impl.sync()
+                    finally:
+                        release_held(o)          # one at a time: the list is unbounded
                 except BaseException as e:
                     first = first or errno_of(e)
             return first
 
         if mid == _wire.FALLOCATE or mid == _wire.FLUSH:
-            of = self.open_fd(q["fd"])
+            of = self.open_fd(q["fd"], o)
             if mid == _wire.FLUSH:
                 with Guard(self.server, of.control.node, READ):
                     of.impl.flush()
@@ -1218,11 +1247,9 @@ cdef class Connection:
             return 0
 
         if mid == _wire.LISTEN or mid == _wire.ACCEPT:
-            bfd = self.fds.get(q["fd"])
+            bfd = self.lookup(q["fd"], BoundSocketFD, &lookup_err, o)
             if bfd is None:
-                return E.EBADF
-            if type(bfd) is not BoundSocketFD:
-                return E.EINVAL
+                return lookup_err
             node = (<BoundSocketFD>bfd).control.node
             with Guard(self.server, node, READ):
                 if node.deleted:
@@ -1237,7 +1264,7 @@ cdef class Connection:
             return 0
 
         # The rest act on one ControlFD under a read (or, to mutate, write) lock.
-        f = self.control(q["fd"])
+        f = self.control(q["fd"], o)
         if mid == _wire.READLINK_AT and f.ftype != S_IFLNK:
             return E.EINVAL
         if (mid == _wire.CONNECT or mid == _wire.CONNECT_WITH_CREDS) and f.ftype != S_IFSOCK:
@@ -1362,13 +1389,13 @@ cdef class Connection:
         return self.add_fd(b)
 
     cdef int h_rename(self, uint64_t old_dir, bytes old_name, uint64_t new_dir,
-                      bytes new_name, uint32_t flags) except -1:
+                      bytes new_name, uint32_t flags, Out* o) except -1:
         cdef const char* p = old_name
         cdef const char* q = new_name
         if check_safe_name(p, len(old_name)) or check_safe_name(q, len(new_name)):
             return E.EINVAL
-        cdef ControlFD od = self.control(old_dir)
-        cdef ControlFD nd = self.control(new_dir)
+        cdef ControlFD od = self.control(old_dir, o)
+        cdef ControlFD nd = self.control(new_dir, o)
         if not od.is_dir() or not nd.is_dir():
             return E.ENOTDIR
         with Guard(self.server, None, GLOBAL):
