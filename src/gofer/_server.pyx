@@ -1089,26 +1089,20 @@ cdef class Connection:
     # (handlers.go), calls the implementation under the right node locks and
     # writes the response. Returns 0 or an errno.
 
-    cdef ControlFD control(self, uint64_t fdid, Out* o):
+    cdef FD need(self, uint64_t fdid, type kind, Out* o):
+        """lookup() that raises the errno instead of returning None."""
         cdef int err = 0
-        cdef FD fd = self.lookup(fdid, ControlFD, &err, o)
+        cdef FD fd = self.lookup(fdid, kind, &err, o)
         if fd is None:
             raise OSError(err, os.strerror(err))
-        return <ControlFD>fd
-
-    cdef OpenFD open_fd(self, uint64_t fdid, Out* o):
-        cdef int err = 0
-        cdef FD fd = self.lookup(fdid, OpenFD, &err, o)
-        if fd is None:
-            raise OSError(err, os.strerror(err))
-        return <OpenFD>fd
+        return fd
 
     cdef ControlFD directory(self, uint64_t fdid, name, Out* o):
         """The directory ControlFD for a create/unlink of `name`."""
         cdef const char* p = name
         if check_safe_name(p, len(name)):
             raise OSError(E.EINVAL, "unsafe name")
-        cdef ControlFD d = self.control(fdid, o)
+        cdef ControlFD d = <ControlFD>self.need(fdid, ControlFD, o)
         if not d.is_dir():
             raise OSError(E.ENOTDIR, os.strerror(E.ENOTDIR))
         return d
@@ -1131,7 +1125,7 @@ cdef class Connection:
             return self.h_channel(o)
 
         if mid == _wire.SETSTAT:
-            f = self.control(q["fd"], o)
+            f = <ControlFD>self.need(q["fd"], ControlFD, o)
             if q["mask"] & ~SETSTAT_MASK:
                 return E.EPERM
             with Guard(self.server, f.node, WRITE):
@@ -1189,7 +1183,7 @@ cdef class Connection:
 
         if mid == _wire.LINK_AT:
             d = self.directory(q["dir_fd"], q["name"], o)
-            t = self.control(q["target"], o)
+            t = <ControlFD>self.need(q["target"], ControlFD, o)
             if t.is_dir():
                 return E.EPERM
             with Guard(self.server, d.node, WRITE):
@@ -1222,7 +1216,7 @@ cdef class Connection:
             first = 0
             for fdid in q["fds"]:
                 try:
-                    of = self.open_fd(fdid, o)
+                    of = <OpenFD>self.need(fdid, OpenFD, o)
                     try:
                         with Guard(self.server, of.control.node, READ):
                             of.impl.sync()
@@ -1233,7 +1227,7 @@ cdef class Connection:
             return first
 
         if mid == _wire.FALLOCATE or mid == _wire.FLUSH:
-            of = self.open_fd(q["fd"], o)
+            of = <OpenFD>self.need(q["fd"], OpenFD, o)
             if mid == _wire.FLUSH:
                 with Guard(self.server, of.control.node, READ):
                     of.impl.flush()
@@ -1264,7 +1258,7 @@ cdef class Connection:
             return 0
 
         # The rest act on one ControlFD under a read (or, to mutate, write) lock.
-        f = self.control(q["fd"], o)
+        f = <ControlFD>self.need(q["fd"], ControlFD, o)
         if mid == _wire.READLINK_AT and f.ftype != S_IFLNK:
             return E.EINVAL
         if (mid == _wire.CONNECT or mid == _wire.CONNECT_WITH_CREDS) and f.ftype != S_IFSOCK:
@@ -1394,8 +1388,8 @@ cdef class Connection:
         cdef const char* q = new_name
         if check_safe_name(p, len(old_name)) or check_safe_name(q, len(new_name)):
             return E.EINVAL
-        cdef ControlFD od = self.control(old_dir, o)
-        cdef ControlFD nd = self.control(new_dir, o)
+        cdef ControlFD od = <ControlFD>self.need(old_dir, ControlFD, o)
+        cdef ControlFD nd = <ControlFD>self.need(new_dir, ControlFD, o)
         if not od.is_dir() or not nd.is_dir():
             return E.ENOTDIR
         with Guard(self.server, None, GLOBAL):
