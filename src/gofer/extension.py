@@ -27,6 +27,8 @@ callable returning one).
 import importlib.metadata
 from dataclasses import dataclass, field
 
+from gofer.lisafs import ConnectionImpl, ConnectionOpts
+
 ENTRY_POINT_GROUP = "gofer.extensions"
 
 
@@ -141,7 +143,6 @@ def claim(spec, mount, mount_path, readonly, extensions=None):
     extension declines or the mount is /dev. An extension that raises, or
     returns something that is not a claim, raises ExtensionError naming it
     and the mount."""
-    from gofer.lisafs import ConnectionImpl, ConnectionOpts
     if mount_path == "/dev":
         return None
     for ext in registered() if extensions is None else extensions:

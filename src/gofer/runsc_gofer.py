@@ -142,7 +142,8 @@ def run(global_args, args):
         if c.io_fd < 0:
             raise Fatal("--io-fds value %d for %s is not an FD" % (c.io_fd, c.mount_path))
 
-    # The stock backend opens /proc/self/fd at import: before any chroot.
+    # Import all that serving needs before any chroot: the modules will not be
+    # reachable after it (and the stock backend opens /proc/self/fd at import).
     from gofer._server import ConnectionOpts, Server
     from gofer.fsgofer import HostConnection
     from gofer.service import Service
