@@ -81,7 +81,7 @@ def _backend(args):
                                          host_fifo=args.host_fifo), opts)
 
 
-def _seccomp(args, listener):
+def _seccomp(args):
     """--seccomp / --seccomp-log: the filter goes on after every import and
     the listener, right before the accept loop (see gofer.seccomp)."""
     if not (args.seccomp or args.seccomp_log):
@@ -90,8 +90,6 @@ def _seccomp(args, listener):
     try:
         seccomp.install_for_serve(args)
     except (ValueError, RuntimeError, OSError) as e:
-        listener.close()
-        os.unlink(args.socket)
         raise UsageError("seccomp: %s" % e) from None
 
 
@@ -103,12 +101,13 @@ def cmd_serve(args):
     os.umask(0)            # modes exactly as the client sends them, as gVisor's gofer
     listener = _listen(args.socket)
     service = Service(Server())
-    _seccomp(args, listener)
-    print("gofer: serving %s on %s%s" % (what, args.socket, " (readonly)" if args.readonly else ""),
-          file=sys.stderr, flush=True)
-    # SIGTERM stops the server the same way as Ctrl-C.
+    # SIGTERM stops the server the same way as Ctrl-C (set before we say we
+    # are serving: a launcher may stop us as soon as it reads that line).
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
+        _seccomp(args)
+        print("gofer: serving %s on %s%s" % (
+            what, args.socket, " (readonly)" if args.readonly else ""), file=sys.stderr, flush=True)
         while True:
             conn, _ = listener.accept()
             impl, opts = backend()
