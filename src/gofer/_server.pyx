@@ -1325,6 +1325,8 @@ cdef class Connection:
         if rc:
             return -rc
         ch.mapped = True
+        if SPIN_OVERRIDE >= 0:
+            gofer_fc_set_spin_ns(&ch.ep, SPIN_OVERRIDE)
         ch.req = <char*>malloc(self.max_msg)
         if ch.req == NULL:
             return E.ENOMEM
@@ -1494,6 +1496,10 @@ cdef extern from "<sys/socket.h>" nogil:
 # a VM; a client that sends its next request within the window is answered
 # without that. 0 on a single CPU, where polling only delays the client.
 SOCKET_SPIN_NS = 50000 if len(os.sched_getaffinity(0)) > 1 else 0
+# GOFER_SPIN_NS overrides both this and the channels' window (for tuning).
+SPIN_OVERRIDE = int(os.environ["GOFER_SPIN_NS"]) if os.environ.get("GOFER_SPIN_NS") else -1
+if SPIN_OVERRIDE >= 0:
+    SOCKET_SPIN_NS = SPIN_OVERRIDE
 
 
 cdef struct Spin:
