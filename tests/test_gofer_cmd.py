@@ -3,7 +3,6 @@ FD, one socketpair per served mount, the mounts pipe, runsc-style argv."""
 import errno
 import json
 import os
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -14,7 +13,8 @@ from gofer import _wire as w
 from gofer import spec as specmod
 from gofer.client import Client
 from gofer.sandbox import GOFER_CAPS, cap_mask, read_caps
-from test_server import errno_of, wait_until
+from runsc_start import RunscGofer
+from test_server import errno_of
 
 NO_ID = 0xFFFFFFFF
 
@@ -61,49 +61,18 @@ def bundle(tmp_path):
     return Bundle(b, rootfs, shared, ro, spec)
 
 
-class Gofer:
-    """A `gofer gofer` process and the sandbox ends of its sockets."""
+CONFS = ["lisafs:none"] * 5        # the root and the bundle's four bind mounts
 
-    def __init__(self, bundle, nmounts=5, extra=(), globals_=(), spec_text=None):
-        self.socks = []
-        child_fds = []
-        for _ in range(nmounts):
-            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.socks.append(ours)
-            child_fds.append(theirs)
-        spec_path = bundle.dir / "config.json"
-        if spec_text is not None:
-            spec_path = bundle.dir / "other.json"
-            spec_path.write_text(spec_text)
-        self.spec_fd = os.open(spec_path, os.O_RDONLY)
-        self.mounts_r, mounts_w = os.pipe()
-        argv = [sys.executable, "-m", "gofer", "--log-fd=2", "--network=sandbox",
-                "--platform=systrap", *globals_, "gofer", "--bundle", str(bundle.dir),
-                "--gofer-mount-confs=lisafs:none,lisafs:none,lisafs:none,lisafs:none,lisafs:none",
-                "--spec-fd=%d" % self.spec_fd, "--mounts-fd=%d" % mounts_w,
-                "--io-fds=%d" % child_fds[0].fileno(),
-                "--io-fds=" + ",".join(str(s.fileno()) for s in child_fds[1:]),
-                *extra, "test-container"]
-        self.proc = subprocess.Popen(
-            argv, pass_fds=[s.fileno() for s in child_fds] + [self.spec_fd, mounts_w],
-            stderr=subprocess.PIPE, text=True)
-        for s in child_fds:
-            s.close()
-        os.close(mounts_w)
-        os.close(self.spec_fd)
 
-    def client(self, i):
-        return Client(self.socks[i])
-
-    def mounts(self):
-        with os.fdopen(self.mounts_r, "rb") as f:
-            return json.loads(f.read())
-
-    def finish(self):
-        for s in self.socks:
-            s.close()
-        rc = self.proc.wait(20)
-        return rc, self.proc.stderr.read()
+def Gofer(bundle, extra=(), globals_=(), spec_text=None):
+    spec_path = None
+    if spec_text is not None:
+        spec_path = bundle.dir / "other.json"
+        spec_path.write_text(spec_text)
+    g = RunscGofer(bundle.dir, CONFS, extra, ("--network=sandbox", "--platform=systrap",
+                                               *globals_), spec_path)
+    g.client = lambda i: Client(g.socks[i])
+    return g
 
 
 @pytest.mark.parametrize("seccomp", [[], ["--seccomp=false"]], ids=["seccomp", "no-seccomp"])

@@ -89,24 +89,25 @@ def build_parser(exts):
 
 
 def _setup_logging(g):
-    stream = sys.stderr
-    fd = int(g.get("log-fd", -1) or -1)
-    if fd >= 0:
-        stream = os.fdopen(fd, "w", buffering=1)
+    """Logs to the FDs runsc hands over (--log-fd, and --debug-log-fd under
+    --debug; runsc points the gofer's stderr at /dev/null), else stderr."""
+    fds = [int(g[k]) for k in ("log-fd", "debug-log-fd") if int(g.get(k) or -1) >= 0]
+    streams = [os.fdopen(fd, "w", buffering=1) for fd in dict.fromkeys(fds)] or [sys.stderr]
     level = logging.DEBUG if go_bool(g.get("debug", "false")) else logging.INFO
-    logging.basicConfig(level=level, stream=stream, force=True,
+    logging.basicConfig(level=level, force=True, handlers=[logging.StreamHandler(s) for s in streams],
                         format="gofer[%(process)d]: %(levelname)s: %(message)s")
 
 
 def main(global_args, args):
     try:
         return run(global_args, args)
-    except Fatal as e:
+    except (Fatal, specmod.SpecError, extension.ExtensionError) as e:
+        # stderr is /dev/null under runsc: the log FD carries the reason.
         print("gofer: fatal: %s" % e, file=sys.stderr)
         log.error("fatal: %s", e)
         return EXIT_FATAL
-    except (specmod.SpecError, extension.ExtensionError) as e:
-        print("gofer: fatal: %s" % e, file=sys.stderr)
+    except Exception:
+        log.exception("fatal: unexpected error")
         return EXIT_FATAL
 
 
@@ -145,6 +146,7 @@ def run(global_args, args):
     # Import all that serving needs before any chroot: the modules will not be
     # reachable after it (and the stock backend opens /proc/self/fd at import).
     from gofer._server import ConnectionOpts, Server
+    from gofer import fsgofer
     from gofer.fsgofer import HostConnection
     from gofer.service import Service
 
@@ -168,14 +170,29 @@ def run(global_args, args):
         sandbox.wait_for_eof(opts.sync_userns_fd)
         os.setgid(opts.gid)
         os.setuid(opts.uid)
+    root = spec["root"]["path"]
+    served = [c for c in plan if c.mount is not None]
     if opts.setup_root:
-        binds = [(c.host_path, c.mount_path, c.readonly) for c in plan if c.mount is not None]
+        # Mount points are resolved (and made) one by one, each after the
+        # mounts before it are in place, as runsc does.
+        # A root not served over LISAFS is not written through us either.
+        root_readonly = plan[0].readonly if plan and plan[0].mount is None else True
         try:
-            sandbox.setup_root(spec["root"]["path"], binds)
-        except OSError as e:
+            confined = sandbox.setup_root(
+                root, [(c.host_path, c.mount_path, c.mount.get("options"), c.readonly)
+                       for c in served], root_readonly)
+        except (sandbox.SetupError, OSError) as e:
             raise Fatal("setting up the root: %s" % e) from None
+        for c, dest in zip(served, confined.destinations):
+            c.mount["destination"] = c.mount_path = dest
         for c in plan:
             c.host_path = c.mount_path       # chrooted: the tree is the sandbox's view
+        fsgofer.use_fd_directory(confined.fd_dir)
+        last_cap = confined.last_cap
+    else:
+        for c in served:
+            c.mount["destination"] = c.mount_path = specmod.resolve_in_root(root, c.mount_path)
+        last_cap = sandbox.last_cap()
     extension.prepare_all(extension.PrepareContext(spec=spec, container_id=opts.container_id,
                                                    bundle_dir=opts.bundle, args=opts), exts)
     if opts.mounts_fd >= 0:
@@ -187,7 +204,7 @@ def run(global_args, args):
     if opts.apply_caps:
         caps = sandbox.GOFER_CAPS + (("SETUID", "SETGID") if uds_open else ())
         try:
-            sandbox.apply_caps(caps)
+            sandbox.apply_caps(caps, last_cap)
         except OSError as e:
             raise Fatal("applying capabilities: %s" % e) from None
     if g.get("fdlimit", "-1") not in ("", "-1"):
@@ -199,7 +216,7 @@ def run(global_args, args):
     stock_opts = dict(set_attr_on_deleted=True, allocate_on_deleted=True, open_on_deleted=True)
     backend = dict(host_uds=host_uds, host_fifo=g.get("host-fifo", "none"),
                    character_device_policy=g.get("character-device-policy", "emulated-only"),
-                   donate_mount_fd=go_bool(g.get("directfs", "false")))
+                   donate_mount_fd=go_bool(g.get("directfs", "true")))   # runsc's default
     conns = []
     for c in plan:
         claimed = extension.claim(spec, c.mount, c.mount_path, c.readonly, exts)

@@ -189,8 +189,8 @@ class Connection:
 
 
 def serving_plan(spec, io_fds, mount_confs):
-    """Pairs the --io-fds with what they serve, in runsc's order. Resolves
-    the destinations of served mounts in place (as runsc's ResolveMounts)."""
+    """Pairs the --io-fds with what they serve, in runsc's order. The
+    destinations are resolved later, as the root is set up."""
     if not mount_confs:
         mount_confs = [MountConf("lisafs", "none")] * (1 + len(spec.get("mounts") or []))
     fds = list(io_fds)
@@ -215,7 +215,6 @@ def serving_plan(spec, io_fds, mount_confs):
         if not m["destination"].startswith("/"):
             raise SpecError("mounts[%d].destination: must be absolute, got %r" % (
                 i, m["destination"]))
-        m["destination"] = resolve_in_root(root, m["destination"])
         if not fds:
             raise SpecError("no --io-fds left for mounts[%d] (%s)" % (i, m["destination"]))
         plan.append(Connection(m, m["destination"], m["source"],

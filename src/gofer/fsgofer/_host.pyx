@@ -104,13 +104,30 @@ cdef enum:
     NOGIL_IO_BYTES = 64 * 1024
     DIRENT_BUF = 8192
 
-# Files are reopened through /proc/self/fd/N. Opened once, at import, while
-# /proc is still reachable (before any chroot).
+# Files are reopened through this process's FD directory: openat(dir, "N").
+# Opened at import, while /proc is reachable; `use_fd_directory` replaces it
+# with the private bind gofer.sandbox leaves once /proc is gone.
 cdef int _proc_self_fd = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+# Calls that take only a path (xattrs, connect, bind) name a file as
+# _fd_path_prefix + "N": absolute while /proc is mounted, else relative to
+# the working directory, which is then the FD directory.
+cdef bytes _fd_path_prefix = b"/proc/self/fd/"
 
 
 cdef inline int proc_self_fd() noexcept:
     return _proc_self_fd
+
+
+def use_fd_directory(int fd):
+    """Serves from now on through `fd`, an open directory of this process's
+    FDs (see gofer.sandbox.setup_root), and makes it the working directory:
+    with no /proc mounted, path-only calls reach a file as "N" from there.
+    Takes ownership of `fd`."""
+    global _proc_self_fd, _fd_path_prefix
+    os.fchdir(fd)
+    os.close(_proc_self_fd)
+    _proc_self_fd = fd
+    _fd_path_prefix = b""
 
 
 cdef inline int raise_errno(int err) except -1:
@@ -226,7 +243,7 @@ cdef class HostControlFD(ControlFDImpl):
         return fd
 
     cdef bytes proc_path(self):
-        return ("/proc/self/fd/%d" % self.fd).encode()
+        return _fd_path_prefix + str(self.fd).encode()
 
     cdef int c_close(self) except -1:
         if self.fd >= 0:
