@@ -11,6 +11,7 @@ it), /mnt/ro (bind ro), /mnt/mem (claimed by the memfs extension through the
 spec; runsc's gofer serves its host directory).
 """
 import datetime
+import difflib
 import hashlib
 import os
 import random
@@ -161,18 +162,24 @@ class Run:
         pytest.fail("the transcript has no section %r\n%s" % (name, self.why()), pytrace=False)
 
 
+class Scenario(dict):
+    """{"runsc": Run, "gofer": Run} for one root kind and directfs mode."""
+
+    def __init__(self, root, directfs):
+        super().__init__()
+        self.root, self.directfs = root, directfs
+
+
 @pytest.fixture(scope="module", params=SCENARIOS, ids=["-".join(s) for s in SCENARIOS])
 def scenario(request, runsc, spec_template, gofer_cmd):
-    """{"runsc": Run, "gofer": Run} on identical fresh bundles."""
-    root, directfs = request.param
+    """Both runs of a scenario, on identical fresh bundles; removed afterwards."""
+    sc = Scenario(*request.param)
     tmp = Path(tempfile.mkdtemp(prefix="gofer-sandbox-", dir="/tmp"))
-    runs = {}
     try:
         for name, gofer in (("runsc", None), ("gofer", gofer_cmd)):
             (tmp / name).mkdir()
-            runs[name] = Run(runsc, spec_template, tmp / name, root, directfs, gofer)
-        runs["scenario"] = (root, directfs)
-        yield runs
+            sc[name] = Run(runsc, spec_template, tmp / name, sc.root, sc.directfs, gofer)
+        yield sc
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -212,14 +219,16 @@ def check_readonly(lines):
 @pytest.mark.parametrize("gofer", GOFERS)
 def test_sandbox_file_operations(scenario, gofer):
     run = scenario[gofer]
-    root, _ = scenario["scenario"]
-    for name in ("exercise /mnt/rw", "exercise /mnt/rw/nested", "exercise /mnt/mem"):
-        check_exercise(run.section(name))
-    if root == "readonly":
-        check_readonly(run.section("read-only /w"))
-    else:
-        check_exercise(run.section("exercise /w"))
-    check_readonly(run.section("read-only /mnt/ro"))
+    checks = [("exercise /mnt/rw", check_exercise), ("exercise /mnt/rw/nested", check_exercise),
+              ("exercise /mnt/mem", check_exercise), ("read-only /mnt/ro", check_readonly),
+              ("read-only /w", check_readonly) if scenario.root == "readonly" else
+              ("exercise /w", check_exercise)]
+    for name, check in checks:
+        try:
+            check(run.section(name))
+        except AssertionError as e:
+            pytest.fail("section %r: %s\n%s" % (name, e, "\n".join(run.section(name))),
+                        pytrace=False)
     first = {n: o for n, _, o in steps(run.section("root"))}
     # `find / -xdev` runs first: the rootfs as the host made it, and "/" itself.
     assert first["find-root"] == [str(1 + len(run.before["bundle/rootfs"]))]
@@ -270,18 +279,16 @@ def test_exec_from_memfs(scenario, gofer):
 @pytest.mark.parametrize("gofer", GOFERS)
 def test_read_only_host_trees_unchanged(scenario, gofer):
     run = scenario[gofer]
-    root, _ = scenario["scenario"]
     assert snapshot(run.top / "ro") == run.before["ro"]
-    if root != "writable":          # a read-only root, or an overlay's lower layer
+    if scenario.root != "writable":          # a read-only root, or an overlay's lower layer
         assert snapshot(run.rootfs) == run.before["bundle/rootfs"]
 
 
 @pytest.mark.parametrize("gofer", GOFERS)
 def test_writes_reach_the_host(scenario, gofer):
     run = scenario[gofer]
-    root, _ = scenario["scenario"]
     dirs = [run.top / "rw" / "t", run.top / "nested" / "t"]
-    if root == "writable":
+    if scenario.root == "writable":
         dirs.append(run.rootfs / "w" / "t")
     for d in dirs:
         # The FIFO is not on the host: the gofer refuses to make one (EPERM
@@ -304,8 +311,11 @@ def test_memfs_serves_its_mount(scenario):
 
 @pytest.mark.parametrize("section", [s for s in SECTIONS if s != "exec /mnt/mem"])
 def test_transcript_same_as_runsc(scenario, section):
-    ref, ours = scenario["runsc"], scenario["gofer"]
-    assert ours.section(section) == ref.section(section), ours.why()
+    ref, ours = scenario["runsc"].section(section), scenario["gofer"].section(section)
+    if ours != ref:
+        diff = "\n".join(difflib.unified_diff(ref, ours, "runsc's gofer", "gofer", lineterm=""))
+        pytest.fail("%r differs:\n%s\n\n%s" % (section, diff, scenario["gofer"].why()),
+                    pytrace=False)
 
 
 def written_tree(top):
@@ -321,7 +331,6 @@ def written_tree(top):
 
 
 def test_written_host_trees_same_as_runsc(scenario):
-    root, _ = scenario["scenario"]
-    trees = ["rw", "nested"] + (["bundle/rootfs"] if root == "writable" else [])
+    trees = ["rw", "nested"] + (["bundle/rootfs"] if scenario.root == "writable" else [])
     for t in trees:
         assert written_tree(scenario["gofer"].top / t) == written_tree(scenario["runsc"].top / t), t
