@@ -119,18 +119,19 @@ class Runsc:
     def __init__(self, path):
         self.path = str(path)
 
-    def run(self, bundle, flags=(), gofer=None, timeout=120):
+    def run(self, bundle, flags=(), gofer=None, timeout=120, debug=True):
         """Runs the bundle's container to completion; `gofer` is the program runsc
-        execs for its gofer (None: runsc's own)."""
+        execs for its gofer (None: runsc's own). `debug`: --debug and one
+        --debug-log file per component, returned in Result.logs."""
         env = {k: v for k, v in os.environ.items() if k != GOFER_ENV}
         if gofer:
             env[GOFER_ENV] = gofer
         work = Path(tempfile.mkdtemp(prefix="runsc-", dir="/tmp"))
         cid = "t" + uuid.uuid4().hex[:12]
         try:
-            argv = [self.path, "--root", str(work / "state"), "--network=none",
-                    "--debug", "--debug-log", str(work / "logs") + "/", *flags,
-                    "run", "--bundle", str(bundle), cid]
+            debug_flags = ["--debug", "--debug-log", str(work / "logs") + "/"] if debug else []
+            argv = [self.path, "--root", str(work / "state"), "--network=none", *debug_flags,
+                    *flags, "run", "--bundle", str(bundle), cid]
             try:
                 p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                    env=env, timeout=timeout)

@@ -307,6 +307,31 @@ def test_memfs_serves_its_mount(scenario):
     assert sorted(os.listdir(scenario["runsc"].top / "mem")) == ["busybox", "t"]
 
 
+def test_gofer_log_reaches_runsc_debug_log(scenario):
+    """runsc hands its gofer --debug-log-fd; what our gofer logs lands in
+    runsc's per-component gofer log (here: that memfs serves /mnt/mem)."""
+    logs = {n: t for n, t in scenario["gofer"].result.logs.items() if n.endswith(".gofer.txt")}
+    assert len(logs) == 1, sorted(scenario["gofer"].result.logs)
+    text = next(iter(logs.values()))
+    assert any("/mnt/mem" in line and "memfs" in line for line in text.splitlines()), text
+
+
+# -- runsc exactly as a user runs it ----------------------------------------------------
+
+def test_runsc_defaults_without_debug(runsc, spec_template, gofer_cmd, tmp_path):
+    """runsc's plain defaults (no --debug, no --directfs, no --overlay2): the
+    exact argv a user's runsc hands the gofer."""
+    (tmp_path / "rw").mkdir()
+    harness.make_rootfs(tmp_path / "bundle" / "rootfs")
+    (tmp_path / "bundle" / "rootfs" / "mnt").mkdir()
+    harness.write_bundle(tmp_path / "bundle", spec_template, [
+        "/bin/sh", "-c", "echo written > /mnt/rw/f && cat /mnt/rw/f && ls /bin/busybox"],
+        mounts=[harness.bind("/mnt/rw", tmp_path / "rw")])
+    r = runsc.run(tmp_path / "bundle", gofer=gofer_cmd, debug=False)
+    assert (r.rc, r.stdout) == (0, "written\n/bin/busybox\n"), r.report()
+    assert (tmp_path / "rw" / "f").read_text() == "written\n"
+
+
 # -- ours against runsc's ---------------------------------------------------------------
 
 @pytest.mark.parametrize("section", [s for s in SECTIONS if s != "exec /mnt/mem"])
