@@ -41,7 +41,7 @@ DIRECTFS = {"directfs-default": [], "directfs-false": ["--directfs=false"]}
 SCENARIOS = [(root, df) for root in ROOTS for df in DIRECTFS]
 GOFERS = ("runsc", "gofer")
 
-# Sections of script.sh's transcript, in order ("== NAME" lines).
+# Sections of script.sh's transcript ("== NAME" lines); "a|b": one or the other.
 SECTIONS = ["root", "exercise /w|read-only /w", "exercise /mnt/rw", "exercise /mnt/rw/nested",
             "exercise /mnt/mem", "read-only /mnt/ro", "concurrent writers in /mnt/rw",
             "big file", "exec", "exec /mnt/mem", "done"]
