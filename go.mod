@@ -1,6 +1,6 @@
 module gofer.dev/gofer
 
-go 1.26.8
+go 1.26.3
 
 require (
 	golang.org/x/sys v0.43.0

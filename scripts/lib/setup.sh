@@ -1,0 +1,70 @@
+# Shared set-up for scripts/demo, scripts/test and scripts/sandbox (sourced).
+# Everything Python goes into the project's virtual environment ($GOFER_VENV,
+# default .venv), never the system or global interpreter. Re-runs reuse what
+# is already built.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VENV=${GOFER_VENV:-$REPO/.venv}
+PY=$VENV/bin/python
+
+step() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# need_debs PKG... : installs missing Debian packages (as root), or names them.
+need_debs() {
+  local missing=() d
+  for d in "$@"; do dpkg -s "$d" >/dev/null 2>&1 || missing+=("$d"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    die "missing Debian packages; install them with:
+  sudo apt-get install --no-install-recommends ${missing[*]}"
+  fi
+  step "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+# base_python: the interpreter the venv is made from ($PYTHON, else python3),
+# with the Debian packages it lacks for a venv and for building C extensions.
+base_python() {
+  local py=${PYTHON:-python3}
+  command -v "$py" >/dev/null || die "no $py on PATH: install Python >= 3.10"
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 10))' ||
+    die "$py is $("$py" -V 2>&1); gofer needs Python >= 3.10"
+  local debs=()
+  "$py" -c 'import ensurepip' 2>/dev/null || debs+=("python3-venv")
+  "$py" -c 'import os, sysconfig; os.stat(os.path.join(sysconfig.get_paths()["include"], "Python.h"))' \
+    2>/dev/null || debs+=("python3-dev")
+  command -v cc >/dev/null || debs+=("gcc")
+  [ ${#debs[@]} -eq 0 ] || need_debs "${debs[@]}"
+  echo "$py"
+}
+
+# install_gofer [EXTRA] [PATH...]: gofer (with pip extra EXTRA, e.g. "test")
+# and the given local packages into the venv; skipped when nothing they are
+# built from changed since the last install.
+install_gofer() {
+  local extra=${1:+[$1]}; shift || true
+  if [ ! -x "$PY" ]; then
+    local base; base=$(base_python)
+    step "creating the virtual environment $VENV"
+    "$base" -m venv "$VENV"
+    "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
+  fi
+  local stamp=$VENV/.gofer-installed
+  local want
+  want=$(cd "$REPO" && { echo "$extra $*"; git ls-files -z --cached --others --exclude-standard \
+           -- src native CMakeLists.txt pyproject.toml "$@" | xargs -0 sha256sum; } | sha256sum)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    step "gofer is up to date in $VENV"
+    return 0
+  fi
+  step "building and installing gofer$extra into $VENV (the first build takes about a minute)"
+  (cd "$REPO" && "$PY" -m pip install -q --disable-pip-version-check ".$extra" "$@")
+  echo "$want" > "$stamp"
+}
+
+need_go() {
+  command -v go >/dev/null ||
+    die "no go on PATH: install Go >= 1.26.3 (what the pinned gvisor.dev/gvisor module needs) from https://go.dev/dl/"
+}
