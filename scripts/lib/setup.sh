@@ -51,10 +51,11 @@ install_gofer() {
     "$base" -m venv "$VENV"
     "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
   fi
-  local stamp=$VENV/.gofer-installed
+  # One stamp per set of arguments, holding the hash of the sources.
+  local stamp=$VENV/.gofer-installed-$(echo "$extra $*" | sha256sum | cut -c1-12)
   local want
-  want=$(cd "$REPO" && { echo "$extra $*"; git ls-files -z --cached --others --exclude-standard \
-           -- src native CMakeLists.txt pyproject.toml "$@" | xargs -0 sha256sum; } | sha256sum)
+  want=$(cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
+           -- src native CMakeLists.txt pyproject.toml "$@" | xargs -0 sha256sum | sha256sum)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     step "gofer is up to date in $VENV"
     return 0
