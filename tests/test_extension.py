@@ -174,6 +174,8 @@ class Misbehaving(ControlFDImpl):
             raise RuntimeError("boom")
         if self.mode == "oserror":
             raise PermissionError(errno.EACCES, "no")
+        if self.mode == "bare":                       # .errno is None, args[0] the errno
+            raise OSError(errno.EACCES)
         if self.mode == "type":
             return {"mode": 0o40755}
         if self.mode == "notype":
@@ -186,23 +188,44 @@ class Misbehaving(ControlFDImpl):
         return Misbehaving(name.decode()), Misbehaving(name.decode()).stat()
 
 
+    def get_xattr(self, name, size):
+        return b"x" * int(name.split(b".")[1])
+
+
 class MisbehavingConnection(ConnectionImpl):
     def mount(self):
         return Misbehaving("ok")
 
+    def supported_messages(self):
+        return super().supported_messages() + [w.FGETXATTR]
+
 
 @pytest.mark.parametrize("mode, expected", [
-    ("raise", errno.EIO), ("oserror", errno.EACCES), ("type", errno.EIO), ("notype", errno.EIO)])
+    ("raise", errno.EREMOTEIO), ("oserror", errno.EACCES), ("bare", errno.EACCES),
+    ("type", errno.EREMOTEIO), ("notype", errno.EREMOTEIO), ("wrong", errno.EREMOTEIO)])
 def test_misbehaving_extension_gets_an_errno_and_a_log_line(connect_impl, caplog, mode, expected):
     c = connect_impl(MisbehavingConnection())
-    with caplog.at_level(logging.ERROR, logger="gofer"):
+    with caplog.at_level(logging.DEBUG, logger="gofer"):
         assert errno_of(c.walk, c.root.control_fd, [mode.encode()]) == expected
-    if expected == errno.EIO:
-        assert any("answering EIO" in r.message for r in caplog.records)
-    assert errno_of(c.walk, c.root.control_fd, [b"wrong"]) == errno.EIO
+    errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    if expected == errno.EREMOTEIO:
+        # One line naming the RPC and the exception; the traceback only at debug.
+        [line] = errors
+        assert "Walk" in line.getMessage() and "answering EREMOTEIO" in line.getMessage()
+        assert line.exc_info is None
+        assert any(r.exc_info for r in caplog.records if r.levelno == logging.DEBUG)
+    else:
+        assert errors == []
     assert c.fstat(c.root.control_fd).ino == 1                 # still serving
     assert errno_of(c.call, w.MKDIR_AT, dir_fd=c.root.control_fd, uid=0, gid=0, mode=0,
                     name=b"x") == errno.EOPNOTSUPP
+
+
+def test_a_value_beyond_a_sized_string_is_e2big(connect_impl):
+    c = connect_impl(MisbehavingConnection())
+    get = dict(fd=c.root.control_fd, buf_size=0)
+    assert len(c.call(w.FGETXATTR, name=b"user.65535", **get)["value"]) == 65535
+    assert errno_of(c.call, w.FGETXATTR, name=b"user.65536", **get) == errno.E2BIG
 
 
 def test_gofer_serve_finds_the_extension_by_entry_point(tmp_path):

@@ -2,6 +2,7 @@
 over the socket communicator."""
 import errno
 import fcntl
+import logging
 import os
 import socket
 import struct
@@ -190,6 +191,19 @@ def test_limits(tree, connect):
     assert errno_of(c.pread, fd, 0, c.max_message_size) == errno.ENOBUFS
     # A walk whose answer could not fit is refused up front.
     assert errno_of(c.walk, c.root.control_fd, [b"a"] * 14000) == errno.EIO
+
+
+def test_a_response_that_would_not_fit_is_eio(tmp_path, connect, caplog):
+    # A short name's entry is longer on the wire than in the host's dirent
+    # buffer, so Getdents64 of max_message_size bytes can overrun the reply.
+    for i in range(400):
+        (tmp_path / ("%x" % i)).touch()
+    c = connect(tmp_path, max_message_size=4096)
+    fd, _ = c.open_at(c.root.control_fd, os.O_RDONLY)
+    with caplog.at_level(logging.WARNING, logger="gofer"):
+        assert errno_of(c.getdents64, fd, 4096) == errno.EIO     # gVisor's answer
+    assert caplog.records == []
+    assert len(c.getdents64(fd, -1024)) > 0
 
 
 def raw_errno(c, mid, payload=b"", header=None):

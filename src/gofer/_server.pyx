@@ -27,7 +27,7 @@ from gofer._wire cimport (
     lisafs_ld16, lisafs_ld32, lisafs_st16, lisafs_st32, lisafs_st64)
 from gofer._native cimport *
 from gofer import _wire
-from gofer._wire import ProtocolError
+from gofer._wire import MessageTooLarge, ProtocolError
 
 log = logging.getLogger("gofer")
 
@@ -591,14 +591,24 @@ cdef inline void w_inode(Writer* w, uint64_t fdid, lisafs_statx* st) except *:
     memcpy(p + 8, st, sizeof(lisafs_statx))
 
 
-cdef int errno_of(exc) noexcept:
-    """The errno an implementation's exception answers on the wire."""
-    if isinstance(exc, OSError) and exc.errno:
-        return exc.errno
-    if isinstance(exc, ProtocolError):
+cdef int errno_of(exc, uint16_t mid) noexcept:
+    """The errno an exception raised while handling `mid` answers: an
+    OSError's own (also a one-argument OSError(errno.X), whose .errno is
+    None); EIO for a request that does not decode or a response that does
+    not fit, as gVisor. Anything else is a backend bug: EREMOTEIO, gVisor's
+    answer for a handler that panics, and one log line (the traceback only
+    at debug level, since a client can repeat the request at will)."""
+    if isinstance(exc, OSError):
+        err = exc.errno
+        if err is None and len(exc.args) == 1:
+            err = exc.args[0]
+        if isinstance(err, int) and 0 < err < 4096:
+            return err
+    elif isinstance(exc, (ProtocolError, MessageTooLarge)):
         return E.EIO
-    log.error("backend raised %r; answering EIO", exc, exc_info=exc)
-    return E.EIO
+    log.error("%s: backend raised %r; answering EREMOTEIO", _wire.MID_NAMES[mid], exc)
+    log.debug("%s: traceback", _wire.MID_NAMES[mid], exc_info=exc)
+    return E.EREMOTEIO
 
 
 # ---------------------------------------------------------------- connection
@@ -727,7 +737,7 @@ cdef class Connection:
             try:
                 err = self.handle(mid, &r, o)
             except BaseException as exc:
-                err = errno_of(exc)
+                err = errno_of(exc, mid)
             release_held(o)
         if err == 0:
             return mid
@@ -1136,7 +1146,7 @@ cdef class Connection:
                                           (q["atime_sec"], q["atime_nsec"]),
                                           (q["mtime_sec"], q["mtime_nsec"]))
                 except OSError as e:
-                    res = (q["mask"], errno_of(e))
+                    res = (q["mask"], errno_of(e, mid))
             mask, err = res if res else (0, 0)
             w_u32(&o.w, mask)
             w_u32(&o.w, err)
@@ -1223,7 +1233,7 @@ cdef class Connection:
                     finally:
                         release_held(o)          # one at a time: the list is unbounded
                 except BaseException as e:
-                    first = first or errno_of(e)
+                    first = first or errno_of(e, mid)
             return first
 
         if mid == _wire.FALLOCATE or mid == _wire.FLUSH:
@@ -1283,6 +1293,8 @@ cdef class Connection:
                 value = f.impl.get_xattr(q["name"], q["buf_size"])
                 if q["buf_size"] and len(value) > q["buf_size"]:
                     return E.ERANGE
+                if len(value) > 0xffff:
+                    return E.E2BIG          # beyond a SizedString (getxattr(2)'s E2BIG)
                 w_str(&o.w, value, len(value))
             elif mid == _wire.FSETXATTR:
                 f.impl.set_xattr(q["name"], q["value"], q["flags"])

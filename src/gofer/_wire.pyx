@@ -46,12 +46,16 @@ class ProtocolError(ValueError):
     """A message that does not decode: too short, or a length that overruns."""
 
 
+class MessageTooLarge(OverflowError):
+    """A message that does not fit its (fixed-size) buffer."""
+
+
 cdef int raise_short(Py_ssize_t need, Py_ssize_t have) except -1:
     raise ProtocolError("message too short: need %d more bytes, %d left" % (need, have))
 
 
 cdef int raise_full() except -1:
-    raise OverflowError("message exceeds the buffer")
+    raise MessageTooLarge("message exceeds the buffer")
 
 
 cdef int w_grow(Writer* w, Py_ssize_t n) except -1:

@@ -236,15 +236,21 @@ def open_side(request, server_pool, go_client, transport):
         if not srv.alive():
             pytest.fail(f"the shared {srv.kind} server died during this test:\n"
                         f"{srv.proc.stderr()}", pytrace=False)
-    # Our server logs a traceback when a handler raised something unexpected (it then
-    # answers EIO): that is a bug even if the test saw a plausible errno. Known bugs
-    # are xfail tests, which may leave tracebacks.
+    # A handler that raised something unexpected is a bug even if the test saw a
+    # plausible errno. Known bugs are xfail tests, which may leave such lines.
     if request.node.get_closest_marker("xfail") is None:
         for srv in used:
             new = srv.proc.stderr()[log_start[srv]:]
-            if srv.kind != "ref" and "Traceback" in new:
-                pytest.fail(f"the shared {srv.kind} server logged a traceback:\n{new}",
+            if srv.kind != "ref" and server_bugs(new):
+                pytest.fail(f"the shared {srv.kind} server logged a bug:\n{new}",
                             pytrace=False)
+
+
+def server_bugs(log):
+    """Lines of our server's log that say a handler raised something unexpected
+    (answered EREMOTEIO, in one line) or that something died with a traceback."""
+    return [line for line in log.splitlines()
+            if "Traceback" in line or "answering EREMOTEIO" in line]
 
 
 @pytest.fixture
