@@ -228,6 +228,30 @@ def test_a_value_beyond_a_sized_string_is_e2big(connect_impl):
     assert errno_of(c.call, w.FGETXATTR, name=b"user.65536", **get) == errno.E2BIG
 
 
+def test_the_core_refuses_values_no_backend_should_see(connect_impl):
+    """Offsets beyond off_t, a fallocate mode beyond 32 bits and NUL inside
+    C strings are EINVAL before the backend is called (memfs would take a
+    negative offset as counting from the end of the file)."""
+    c = connect_impl(gofer_memfs.MemConnection())
+    root = c.root.control_fd
+    r = c.call(w.OPEN_CREATE_AT, dir_fd=root, uid=0, gid=0, mode=0o644, flags=os.O_RDWR,
+               name=b"f")
+    fd, f = r["new_fd"], r["child"].control_fd
+    c.pwrite(fd, 0, b"abc")
+    assert errno_of(c.pwrite, fd, 2**64 - 1, b"X") == errno.EINVAL
+    assert errno_of(c.pread, fd, 2**64 - 2, 1) == errno.EINVAL
+    assert errno_of(c.call, w.FALLOCATE, fd=fd, mode=0, offset=1 << 63, length=1) == errno.EINVAL
+    assert errno_of(c.call, w.FALLOCATE, fd=fd, mode=1 << 32, offset=0, length=1) == errno.EINVAL
+    assert errno_of(c.call, w.SYMLINK_AT, dir_fd=root, uid=0, gid=0, name=b"l",
+                    target=b"f\0") == errno.EINVAL
+    assert errno_of(c.call, w.FSETXATTR, fd=f, flags=0, name=b"user.a\0", value=b"") \
+        == errno.EINVAL
+    assert c.pread(fd, 0, 10) == b"abc"
+    assert c.call(w.FLISTXATTR, fd=f, size=0)["xattrs"] == []
+    d, _ = c.open_at(root, os.O_RDONLY)
+    assert [e.name for e in c.getdents64(d, -4096)] == [b"f"]
+
+
 def test_gofer_serve_finds_the_extension_by_entry_point(tmp_path):
     sock = str(tmp_path / "m.sock")
     p = subprocess.Popen([sys.executable, "-m", "gofer", "serve", "--extension", "memfs",

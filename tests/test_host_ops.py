@@ -1,6 +1,7 @@
 """Every mutating and metadata RPC of the stock backend, checked against the
 host, through the Python client."""
 import errno
+import logging
 import os
 import socket
 import stat
@@ -167,6 +168,40 @@ def test_statfs_fsync_allocate(tree, connect):
     c.call(w.FALLOCATE, fd=fd, mode=0, offset=0, length=1 << 20)
     assert os.stat(tree / "file.txt").st_size == 1 << 20
     assert errno_of(c.call, w.FALLOCATE, fd=rfd, mode=0, offset=0, length=1) == errno.EBADF
+
+
+def test_values_no_host_call_can_take_are_errnos(tree, connect, caplog):
+    """NUL inside a C string, u32 flags with the sign bit set, u64 offsets
+    beyond off_t: the errno gVisor's fsgofer gets from the host, no log."""
+    c = connect(tree)
+    root = c.root.control_fd
+    _, [f] = c.walk(root, [b"file.txt"])
+    fd, h = c.open_at(f.control_fd, os.O_RDWR)
+    os.close(h)
+    xf = f.control_fd
+    cases = [
+        (w.SYMLINK_AT, dict(dir_fd=root, uid=NO_ID, gid=NO_ID, name=b"s", target=b"a\0b"),
+         errno.EINVAL),
+        (w.FGETXATTR, dict(fd=xf, buf_size=0, name=b"user.a\0b"), errno.EINVAL),
+        (w.FSETXATTR, dict(fd=xf, flags=0, name=b"user.a\0b", value=b"v"), errno.EINVAL),
+        (w.FREMOVEXATTR, dict(fd=xf, name=b"user.a\0b"), errno.EINVAL),
+        (w.FSETXATTR, dict(fd=xf, flags=1 << 31, name=b"user.a", value=b"v"), errno.EINVAL),
+        (w.UNLINK_AT, dict(dir_fd=root, flags=1 << 31, name=b"file.txt"), errno.EINVAL),
+        (w.UNLINK_AT, dict(dir_fd=root, flags=0xFFFFFFFF, name=b"file.txt"), errno.EINVAL),
+        (w.FALLOCATE, dict(fd=fd, mode=0, offset=1 << 63, length=1), errno.EINVAL),
+        (w.FALLOCATE, dict(fd=fd, mode=0, offset=0, length=2**64 - 1), errno.EINVAL),
+        (w.FALLOCATE, dict(fd=fd, mode=1 << 63, offset=0, length=1), errno.EINVAL),
+        # A 32-bit mode goes to the kernel, which knows no bit 31.
+        (w.FALLOCATE, dict(fd=fd, mode=1 << 31, offset=0, length=1), errno.EOPNOTSUPP),
+        (w.PREAD, dict(fd=fd, offset=1 << 63, count=1), errno.EINVAL),
+        (w.PWRITE, dict(fd=fd, offset=2**64 - 1, data=b"x"), errno.EINVAL),
+    ]
+    with caplog.at_level(logging.WARNING, logger="gofer"):
+        got = [errno_of(c.call, mid, **fields) for mid, fields, _ in cases]
+    assert got == [e for *_, e in cases]
+    assert caplog.records == []
+    assert sorted(os.listdir(tree)) == ["file.txt", "link", "sub"]
+    assert (tree / "file.txt").read_bytes() == b"hello, gofer\n"
 
 
 def test_readonly_refuses_every_mutation(tree, connect):

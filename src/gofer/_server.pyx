@@ -80,6 +80,11 @@ MUTATING = frozenset([
     _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
     _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT])
 TRANSPORT_MIDS = frozenset([_wire.CHANNEL])
+XATTR_NAMED = frozenset([_wire.FGETXATTR, _wire.FSETXATTR, _wire.FREMOVEXATTR])
+# A u64 offset or length above this is a negative off_t to the host, which
+# refuses it with EINVAL (gVisor's fsgofer passes int64(x) on); the core
+# answers that for every backend, so none ever sees a negative offset.
+OFF_MAX = 0x7fffffffffffffff
 STATFS_FIELDS = ("type", "block_size", "blocks", "blocks_free", "blocks_available", "files",
                  "files_free", "name_length")
 
@@ -1030,6 +1035,8 @@ cdef class Connection:
             return E.EBADF
         if 8 + <uint64_t>count > self.max_msg:
             return E.ENOBUFS
+        if offset < 0:
+            return E.EINVAL             # see OFF_MAX
         cdef char* hdr = w_reserve(&o.w, 8 + <Py_ssize_t>count)
         cdef Node node = fd.control.node
         cdef Py_ssize_t got
@@ -1056,6 +1063,8 @@ cdef class Connection:
             return err
         if not fd.writable:
             return E.EBADF
+        if offset < 0:
+            return E.EINVAL             # see OFF_MAX
         cdef Node node = fd.control.node
         cdef Py_ssize_t done
         rlock(&self.server.rename_lock)
@@ -1167,6 +1176,8 @@ cdef class Connection:
                     res = d.impl.mknod(q["mode"], q["uid"], q["gid"], q["name"],
                                        q["minor"], q["major"])
                 elif mid == _wire.SYMLINK_AT:
+                    if b"\0" in q["target"]:
+                        return E.EINVAL     # not a C string: what symlinkat(2) would say
                     res = d.impl.symlink(q["name"], q["target"], q["uid"], q["gid"])
                 else:
                     res = d.impl.bind_at(q["sock_type"], q["name"], q["mode"], q["uid"], q["gid"])
@@ -1247,6 +1258,10 @@ cdef class Connection:
             with Guard(self.server, of.control.node, WRITE):
                 if of.control.node.deleted and not self.opts.allocate_on_deleted:
                     return E.EINVAL
+                # Offsets: see OFF_MAX. gVisor would truncate a mode beyond
+                # 32 bits (fallocate's int); we refuse it instead.
+                if q["mode"] > 0xffffffff or q["offset"] > OFF_MAX or q["length"] > OFF_MAX:
+                    return E.EINVAL
                 of.impl.allocate(q["mode"], q["offset"], q["length"])
             return 0
 
@@ -1276,6 +1291,8 @@ cdef class Connection:
         with Guard(self.server, f.node, WRITE if mid in MUTATING else READ):
             if f.node.deleted and mid != _wire.FSTATFS:
                 return E.EINVAL
+            if mid in XATTR_NAMED and b"\0" in q["name"]:
+                return E.EINVAL         # not a C string: what the host's xattr calls say
             if mid == _wire.FSTATFS:
                 sfs = f.impl.statfs()
                 for name in STATFS_FIELDS:

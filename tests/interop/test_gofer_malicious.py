@@ -11,7 +11,7 @@ import struct
 
 import pytest
 
-from .gofer_env import differential
+from .gofer_env import FILE_BYTES, differential
 
 MID = dict(CHANNEL=2, FSTAT=3, SETSTAT=4, WALK=5, WALK_STAT=6, OPEN_AT=7, OPEN_CREATE_AT=8, CLOSE=9,
            FSYNC=10, PWRITE=11, PREAD=12, MKDIR_AT=13, MKNOD_AT=14, SYMLINK_AT=15, LINK_AT=16,
@@ -135,6 +135,21 @@ def hostile(side):
     add("setstat huge nsec", "SETSTAT", u64(f) + struct.pack("<IIII", 0x40, 0, 0, 0)
         + u64(0) + b"\x00" * 16 + struct.pack("<qq", 1, 2 * 10**9))
     add("link target is a dir fd", "LINK_AT", u64(t) + u64(t) + sstr(b"x"))
+    # Values no C argument can carry: Go's syscall layer or the kernel says EINVAL.
+    add("symlink NUL in target", "SYMLINK_AT", u64(t) + struct.pack("<II", 0, 0) + sstr(b"nul")
+        + sstr(b"file.bin\x00x"))
+    add("getxattr NUL in name", "FGETXATTR", u64(f) + struct.pack("<I", 0) + sstr(b"user.a\x00b"))
+    add("setxattr NUL in name", "FSETXATTR", u64(f) + struct.pack("<I", 0) + sstr(b"user.a\x00b")
+        + sstr(b"v"))
+    add("removexattr NUL in name", "FREMOVEXATTR", u64(f) + sstr(b"user.a\x00b"))
+    add("setxattr flags sign bit", "FSETXATTR", u64(f) + struct.pack("<I", 1 << 31)
+        + sstr(b"user.a") + sstr(b"v"))
+    add("unlink flags sign bit", "UNLINK_AT", u64(t) + struct.pack("<I", 1 << 31)
+        + sstr(b"file.bin"))
+    add("unlink flags all", "UNLINK_AT", u64(t) + struct.pack("<I", 0xFFFFFFFF) + sstr(b"empty"))
+    add("allocate offset 2^63", "FALLOCATE", u64(ofd) + u64(0) + u64(1 << 63) + u64(1))
+    add("allocate length 2^64-1", "FALLOCATE", u64(ofd) + u64(0) + u64(0) + u64(2**64 - 1))
+    add("allocate mode bit 31", "FALLOCATE", u64(ofd) + u64(1 << 31) + u64(0) + u64(1))
     add("mknod with S_IFDIR", "MKNOD_AT", u64(t) + struct.pack("<IIHHI", 0, 0, 0o40755, 0, 0)
         + struct.pack("<II", 0, 0) + sstr(b"n"))
     # The connection still answers correctly after all of that.
@@ -156,6 +171,17 @@ def test_setstat_huge_size_is_a_partial_einval(open_side):
         return [r.get("errno"), r.get("failure_mask"), r.get("failure_errno"),
                 oct(os.lstat(side.host / "file.bin").st_mode)]
     assert differential(open_side, run) == [None, 0x200, errno.EINVAL, "0o100600"]
+
+
+def test_fallocate_mode_beyond_32_bits_is_refused(open_side):
+    # gVisor's fsgofer passes uint32(mode) on, so 2^32 + 0 allocates as mode 0;
+    # we refuse a mode fallocate(2) cannot carry instead of changing it.
+    def run(side):
+        ofd = side.open("file.bin", os.O_RDWR)["open_fd"]
+        e, _ = raw(side, "FALLOCATE", u64(ofd) + u64(1 << 32) + u64(0) + u64(1 << 20))
+        return e, os.stat(side.host / "file.bin").st_size
+    assert run(open_side("ref")) == (0, 1 << 20)
+    assert run(open_side("gofer")) == (errno.EINVAL, len(FILE_BYTES))
 
 
 def test_channel_requests_beyond_the_limit_same_as_fsgofer(open_side):

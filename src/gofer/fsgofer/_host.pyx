@@ -152,6 +152,13 @@ cdef inline bint supported_type(uint16_t mode) noexcept:
         t == S_IFIFO or t == S_IFCHR
 
 
+cdef inline int as_int(uint32_t v) noexcept:
+    """A u32 flags word as the C int the syscall takes, bit for bit, as
+    gVisor's int(flags) reaches the kernel: the kernel then refuses unknown
+    high bits itself (EINVAL, or EOPNOTSUPP for fallocate's mode)."""
+    return <int>v
+
+
 cdef inline void check(int rc) except *:
     if rc < 0:
         raise_errno(errno)
@@ -434,8 +441,8 @@ cdef class HostControlFD(ControlFDImpl):
         (<HostBoundSocketFD>bound).fd = s.detach()
         return child, st, bound, donate_fd(dup((<HostBoundSocketFD>bound).fd))
 
-    def unlink(self, bytes name, flags):
-        check(unlinkat(self.fd, name, flags))
+    def unlink(self, bytes name, uint32_t flags):
+        check(unlinkat(self.fd, name, as_int(flags)))
 
     def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, flags):
         check(renameat2(self.fd, old_name, (<HostControlFD?>new_dir).fd, new_name, flags))
@@ -443,8 +450,8 @@ cdef class HostControlFD(ControlFDImpl):
     def get_xattr(self, bytes name, size):
         return os.getxattr(self.proc_path(), name)
 
-    def set_xattr(self, bytes name, bytes value, flags):
-        os.setxattr(self.proc_path(), name, value, flags)
+    def set_xattr(self, bytes name, bytes value, uint32_t flags):
+        os.setxattr(self.proc_path(), name, value, as_int(flags))
 
     def list_xattr(self, size):
         return [os.fsencode(n) for n in os.listxattr(self.proc_path())]
@@ -546,8 +553,8 @@ cdef class HostOpenFD(OpenFDImpl):
     def sync(self):
         os.fsync(self.fd)
 
-    def allocate(self, mode, offset, length):
-        check(fallocate(self.fd, mode, offset, length))
+    def allocate(self, uint32_t mode, int64_t offset, int64_t length):
+        check(fallocate(self.fd, as_int(mode), offset, length))
 
 
 cdef class HostBoundSocketFD(BoundSocketFDImpl):
