@@ -58,6 +58,21 @@ def test_channel_limit_and_channel_over_channel(tree, connect):
     assert e.value.errno == errno.ENOMEM
 
 
+def test_a_channel_without_a_thread_is_enomem(tree, connect, monkeypatch):
+    c = connect(tree)
+    assert c.start_channels(1) == 1
+    before = open_fds()
+
+    def no_thread(self):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    assert c.start_channels(1) == 1                 # the client's way of taking ENOMEM
+    monkeypatch.undo()
+    assert open_fds() == before
+    assert c.start_channels(1) == 2
+    same_file(c.fstat(c.root.control_fd), os.stat(tree))
+
+
 def test_large_messages_over_a_channel(tree, connect):
     c = connect(tree)
     c.start_channels(1)

@@ -1373,7 +1373,11 @@ cdef class Connection:
         # The service thread waits for the client's handshake before the
         # response (with the FDs) is even sent.
         ch.thread = threading.Thread(target=ch.serve, daemon=True, name="gofer-channel")
-        ch.thread.start()
+        try:
+            ch.thread.start()
+        except RuntimeError:            # "can't start new thread": out of a resource
+            ch.thread = None            # (it refers to ch: let ch go now, FDs and all)
+            return E.ENOMEM
         self.channels.append(ch)
         w_u64(&o.w, <uint64_t>offset)
         w_u64(&o.w, length)
