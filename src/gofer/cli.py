@@ -108,10 +108,7 @@ def cmd_serve(args):
         _seccomp(args)
         print("gofer: serving %s on %s%s" % (
             what, args.socket, " (readonly)" if args.readonly else ""), file=sys.stderr, flush=True)
-        while True:
-            conn, _ = listener.accept()
-            impl, opts = backend()
-            service.start(conn.detach(), impl, opts)
+        service.serve_listener(listener, backend)
     except KeyboardInterrupt:
         pass
     finally:

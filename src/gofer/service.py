@@ -1,12 +1,50 @@
-"""Runs LISAFS connections: one service thread per connection socket."""
+"""Runs LISAFS connections: one service thread per connection socket, and the
+accept loop of `gofer serve`."""
+import errno
 import logging
 import os
 import socket
+import struct
 import threading
+import time
 
 from gofer._server import Connection
 
 log = logging.getLogger("gofer")
+
+# accept() failures that mean the process is short of something for now (a
+# client may hold every FD it may): wait, retry, keep serving the others.
+_SHORT_OF_RESOURCES = frozenset([errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS])
+# accept() failures that concern only the connection being accepted.
+_PEER_GONE = frozenset([errno.ECONNABORTED, errno.EPROTO, errno.EPERM])
+BACKOFF_MIN, BACKOFF_MAX = 0.01, 1.0        # seconds; doubled per failure in a row
+
+
+class Throttled:
+    """A warning a client can cause as often as it likes: logged at most once
+    per `interval` seconds, the next line saying how many were left out."""
+
+    def __init__(self, interval=10.0, clock=time.monotonic):
+        self.interval, self.clock = interval, clock
+        self.last = None
+        self.missed = 0
+
+    def warning(self, fmt, *args):
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval:
+            self.missed += 1
+            return
+        more = " (and %d more since the last report)" % self.missed if self.missed else ""
+        log.warning("%s%s", fmt % args, more)
+        self.last, self.missed = now, 0
+
+
+def peer_creds(sock):
+    """(pid, uid) of the process at the other end of a Unix socket, as the
+    kernel recorded them at connect() (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _ = struct.unpack("3i", creds)
+    return pid, uid
 
 
 class Service:
@@ -14,21 +52,30 @@ class Service:
 
     `start(sock, impl, opts, mount_path)` takes ownership of a connected
     stream socket and serves it on its own thread; `stop()` shuts every live
-    socket down so the threads finish, releasing their FDs.
+    socket down so the threads finish, releasing their FDs. `serve_listener`
+    is `gofer serve`'s accept loop.
     """
 
     def __init__(self, server):
         self.server = server
         self._lock = threading.Lock()
-        self._threads = {}          # thread -> socket fd it serves
+        self._threads = {}          # running thread -> socket fd it serves
 
     def start(self, sock_fd, impl, opts=None, mount_path="/"):
-        conn = Connection(self.server, impl, opts, mount_path)
-        t = threading.Thread(target=self._run, args=(conn, sock_fd), daemon=True,
-                             name="gofer-conn-%d" % sock_fd)
-        with self._lock:
-            self._threads[t] = sock_fd
-        t.start()
+        """Serves `sock_fd` on a new thread. Owns the FD from the call on: if
+        it raises (RuntimeError when no thread can start), the FD is closed."""
+        try:
+            conn = Connection(self.server, impl, opts, mount_path)
+            t = threading.Thread(target=self._run, args=(conn, sock_fd), daemon=True,
+                                 name="gofer-conn-%d" % sock_fd)
+            # Registered once it runs, so stop() never joins a thread that
+            # never started; under the lock, so _run cannot unregister first.
+            with self._lock:
+                t.start()
+                self._threads[t] = sock_fd
+        except BaseException:
+            os.close(sock_fd)
+            raise
         return t
 
     def _run(self, conn, sock_fd):
@@ -39,6 +86,51 @@ class Service:
         finally:
             with self._lock:
                 self._threads.pop(threading.current_thread(), None)
+
+    def serve_listener(self, listener, backend, allow_uids=None):
+        """Accepts clients on a listening socket until it is shut down
+        (shutdown(2)), serving each with a fresh `backend()`, which returns
+        (ConnectionImpl, ConnectionOpts).
+
+        With `allow_uids`, a client whose uid (SO_PEERCRED) is not in it is
+        closed, and logged. No client can end the loop: when accept() or a
+        connection's start fails for want of FDs, memory or threads, the
+        loop logs it (throttled), waits a little longer after each failure
+        in a row, and meanwhile the clients it has go on being served.
+        """
+        short = Throttled()
+        refused = Throttled()
+        delay = 0
+        while True:
+            if delay:
+                time.sleep(delay)
+            try:
+                sock, _ = listener.accept()
+            except OSError as e:
+                if e.errno in _SHORT_OF_RESOURCES:
+                    short.warning("cannot accept a client: %s; retrying", os.strerror(e.errno))
+                    delay = min(max(2 * delay, BACKOFF_MIN), BACKOFF_MAX)
+                    continue
+                if e.errno in _PEER_GONE:
+                    continue
+                if e.errno == errno.EINVAL:     # shut down: no more clients
+                    return
+                raise
+            try:
+                with sock:
+                    if allow_uids is not None:
+                        pid, uid = peer_creds(sock)
+                        if uid not in allow_uids:
+                            refused.warning("refused a client with uid %d (pid %d): not an "
+                                            "allowed uid", uid, pid)
+                            continue
+                    impl, opts = backend()
+                    self.start(sock.detach(), impl, opts)
+            except Exception as e:
+                short.warning("cannot serve a client (closed it): %s", e)
+                delay = min(max(2 * delay, BACKOFF_MIN), BACKOFF_MAX)
+                continue
+            delay = 0
 
     def active(self):
         with self._lock:
