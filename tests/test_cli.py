@@ -2,13 +2,19 @@
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
+from gofer import _wire as w
 from gofer.client import Client
+from test_service import connect
+
+NO_ID = 0xFFFFFFFF
 
 
 def gofer(*args, **kw):
@@ -89,3 +95,92 @@ def test_socket_in_use_and_stale_socket(tree, tmp_path):
 def test_missing_arguments_print_usage():
     r = gofer("serve")
     assert r.returncode == 2 and "usage" in r.stderr
+
+
+# -- the socket, and clients that take every FD ---------------------------------
+
+class Serve:
+    """A `gofer serve` whose stderr is collected line by line while it runs."""
+
+    def __init__(self, *args, **popen_kw):
+        self.p = subprocess.Popen([sys.executable, "-m", "gofer", "serve", *args],
+                                  stderr=subprocess.PIPE, text=True, **popen_kw)
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(self.p.stderr))
+        self.reader.start()
+        try:
+            self.wait_for("gofer: serving")
+        except BaseException:
+            self.p.kill()
+            self.p.wait()
+            raise
+
+    def wait_for(self, text, timeout=30):
+        """The first line that has `text`; fails if none comes (or the server exits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if text in line:
+                    return line
+            if self.p.poll() is not None and not self.reader.is_alive():
+                break
+            time.sleep(0.01)
+        raise AssertionError("gofer serve never said %r:\n%s" % (text, "".join(self.lines)))
+
+    def stop(self):
+        """Stops the server; returns its whole stderr. It must have been up."""
+        assert self.p.poll() is None, "gofer serve exited on its own:\n" + "".join(self.lines)
+        self.p.terminate()
+        assert self.p.wait(30) == 0
+        self.reader.join(30)
+        return "".join(self.lines)
+
+
+def test_the_socket_is_owner_only_and_served_files_keep_their_modes(tree, tmp_path):
+    sock = str(tmp_path / "g.sock")
+    srv = Serve(str(tree), "--socket", sock, preexec_fn=lambda: os.umask(0))
+    try:
+        st = os.lstat(sock)
+        assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o600, os.getuid())
+        with Client.connect(sock) as c:           # umask 0 is for what clients create
+            c.call(w.MKDIR_AT, dir_fd=c.root.control_fd, uid=NO_ID, gid=NO_ID, mode=0o777,
+                   name=b"d")
+        assert stat.S_IMODE(os.lstat(tree / "d").st_mode) == 0o777
+    finally:
+        srv.stop()
+
+
+def test_the_socket_is_widened_only_as_asked(tree, tmp_path):
+    sock = str(tmp_path / "g.sock")
+    srv = Serve(str(tree), "--socket", sock, "--socket-mode", "0660", "--socket-group", "12345",
+                preexec_fn=lambda: os.umask(0o077))
+    try:
+        st = os.lstat(sock)
+        assert (stat.S_IMODE(st.st_mode), st.st_gid) == (0o660, 12345)
+    finally:
+        srv.stop()
+    assert gofer("serve", str(tree), "--socket", sock, "--socket-mode", "1777").returncode == 2
+    r = gofer("serve", str(tree), "--socket", sock, "--socket-group", "no-such-group")
+    assert r.returncode == 2 and "no group named no-such-group" in r.stderr
+
+
+@pytest.mark.parametrize("allowed", [True, False])
+def test_allow_uid(tree, tmp_path, allowed):
+    sock = str(tmp_path / "g.sock")
+    uid = os.getuid() if allowed else os.getuid() + 1
+    srv = Serve(str(tree), "--socket", sock, "--allow-uid", str(uid), "--allow-uid", "54321",
+                "--seccomp")
+    try:
+        if allowed:
+            with connect(sock) as c:
+                assert c.fstat(c.root.control_fd).ino == os.stat(tree).st_ino
+        else:
+            with pytest.raises(ConnectionError):
+                connect(sock)
+            srv.wait_for("refused")
+    finally:
+        log = srv.stop()
+    refusals = [line for line in log.splitlines() if "refused" in line]
+    assert refusals == ([] if allowed else [
+        "gofer: WARNING: refused a client with uid %d (pid %d): not an allowed uid"
+        % (os.getuid(), os.getpid())])

@@ -4,6 +4,7 @@
     gofer [runsc flags] gofer ...    drop-in for `runsc gofer` (gofer.runsc_gofer)
 """
 import argparse
+import grp
 import logging
 import os
 import signal
@@ -18,8 +19,10 @@ class UsageError(Exception):
     """A problem with the command line or the environment, said in one line."""
 
 
-def _listen(path):
-    """A listening Unix stream socket at `path`; replaces a stale socket file."""
+def _listen(path, mode=0o600, gid=None):
+    """A listening Unix stream socket at `path` whose file has exactly `mode`
+    (and group `gid`) from the moment it exists, whatever the umask; replaces
+    a stale socket file."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -37,13 +40,46 @@ def _listen(path):
         finally:
             probe.close()
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = False
     try:
-        s.bind(path)
-        s.listen(64)
+        # bind() gives the file the socket's own mode less the umask: set
+        # the one, clear the other, and the path never grants more.
+        os.fchmod(s.fileno(), mode)
+        umask = os.umask(0)
+        try:
+            s.bind(path)
+        finally:
+            os.umask(umask)
+        bound = True
+        if gid is not None:
+            os.chown(path, -1, gid, follow_symlinks=False)
+        s.listen(64)                    # connect() is refused until now
     except OSError as e:
         s.close()
+        if bound:
+            os.unlink(path)
         raise UsageError("cannot listen on %s: %s" % (path, e.strerror)) from None
     return s
+
+
+def _octal_mode(text):
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not an octal mode: %r" % text) from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError("a socket mode is 0 to 0777, not %s" % text)
+    return mode
+
+
+def _gid(group):
+    """A group name or number, as its gid."""
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise UsageError("no group named %s" % group) from None
 
 
 def _backend(args):
@@ -98,17 +134,22 @@ def cmd_serve(args):
     from gofer.service import Service
 
     what, backend = _backend(args)
-    os.umask(0)            # modes exactly as the client sends them, as gVisor's gofer
-    listener = _listen(args.socket)
+    gid = None if args.socket_group is None else _gid(args.socket_group)
+    listener = _listen(args.socket, args.socket_mode, gid)
+    # From here on, files get modes exactly as the client sends them, as
+    # with gVisor's gofer (the socket above is made already).
+    os.umask(0)
     service = Service(Server())
     # SIGTERM stops the server the same way as Ctrl-C (set before we say we
     # are serving: a launcher may stop us as soon as it reads that line).
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         _seccomp(args)
-        print("gofer: serving %s on %s%s" % (
-            what, args.socket, " (readonly)" if args.readonly else ""), file=sys.stderr, flush=True)
-        service.serve_listener(listener, backend)
+        print("gofer: serving %s on %s (mode %04o)%s" % (
+            what, args.socket, args.socket_mode, " (readonly)" if args.readonly else ""),
+            file=sys.stderr, flush=True)
+        service.serve_listener(listener, backend,
+                               None if args.allow_uid is None else frozenset(args.allow_uid))
     except KeyboardInterrupt:
         pass
     finally:
@@ -130,7 +171,16 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve", help="serve a host directory on a Unix socket")
     s.add_argument("dir", nargs="?", help="the directory to serve")
-    s.add_argument("--socket", required=True, help="path of the Unix socket to listen on")
+    s.add_argument("--socket", required=True,
+                   help="path of the Unix socket to listen on. Whoever can connect to it acts "
+                        "inside the served tree with this process's privileges")
+    s.add_argument("--socket-mode", type=_octal_mode, default=0o600, metavar="MODE",
+                   help="the socket file's mode, in octal (default 0600: the owner only)")
+    s.add_argument("--socket-group", metavar="GROUP",
+                   help="the socket file's group (name or gid), e.g. with --socket-mode 0660")
+    s.add_argument("--allow-uid", type=int, action="append", metavar="UID",
+                   help="serve only clients running as UID (checked with SO_PEERCRED when "
+                        "they connect; others are closed and logged); repeatable")
     s.add_argument("--readonly", action="store_true", help="refuse every mutation with EROFS")
     s.add_argument("--extension", metavar="NAME",
                    help="serve with the installed extension NAME instead of a directory")

@@ -69,7 +69,7 @@ SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 SOCK_NONBLOCK = 0o4000
 SOCK_CLOEXEC = 0o2000000
 SOL_SOCKET = 1
-SO_TYPE, SO_PROTOCOL, SO_DOMAIN = 3, 38, 39
+SO_TYPE, SO_PEERCRED, SO_PROTOCOL, SO_DOMAIN = 3, 17, 38, 39
 SHUT_RDWR = 2
 
 MSG_TRUNC = 0x20
@@ -248,8 +248,10 @@ def _stock():
         ("shutdown", [((1, EQ, SHUT_RDWR),)]),   # Service.stop ends live connections
         ("getsockname", []),            # Python socket objects made from an FD, and
         ("getpeername", []),            # their repr() (ResourceWarning of Service.stop's)
-        ("getsockopt", [((1, EQ, SOL_SOCKET), (2, EQ, opt)) for opt in (SO_TYPE, SO_PROTOCOL,
-                                                                          SO_DOMAIN)]),
+        ("getsockopt", [((1, EQ, SOL_SOCKET), (2, EQ, opt)) for opt in (
+            SO_TYPE, SO_PROTOCOL, SO_DOMAIN,
+            SO_PEERCRED,                # gofer serve --allow-uid
+        )]),
         ("accept4", [((3, EQ, SOCK_CLOEXEC),)]),  # gofer serve accepts its clients
     ]
 
