@@ -1,5 +1,7 @@
 """`gofer serve` as a user runs it."""
+import errno
 import os
+import resource
 import signal
 import socket
 import stat
@@ -184,3 +186,71 @@ def test_allow_uid(tree, tmp_path, allowed):
     assert refusals == ([] if allowed else [
         "gofer: WARNING: refused a client with uid %d (pid %d): not an allowed uid"
         % (os.getuid(), os.getpid())])
+
+
+NOFILE = 256
+
+
+def low_nofile():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
+
+
+def take_every_fd(c):
+    """Walks to new FDIDs until the server answers EMFILE; returns how many."""
+    for n in range(10 * NOFILE):
+        try:
+            c.walk(c.root.control_fd, [b"sub"])
+        except OSError as e:
+            assert e.errno == errno.EMFILE
+            return n
+    raise AssertionError("no FD limit")
+
+
+def read_file(c):
+    _, [f] = c.walk(c.root.control_fd, [b"file.txt"])
+    fd, h = c.open_at(f.control_fd, os.O_RDONLY)
+    os.close(h)
+    return c.pread(fd, 0, 100)
+
+
+def test_a_client_taking_every_fd_it_may_leaves_the_rest_to_others(tree, tmp_path):
+    sock = str(tmp_path / "g.sock")
+    srv = Serve(str(tree), "--socket", sock, preexec_fn=low_nofile)
+    try:
+        hog = connect(sock)
+        assert take_every_fd(hog) <= NOFILE // 2          # its connection's cap
+        with connect(sock) as other:
+            assert read_file(other) == b"hello, gofer\n"
+        hog.close()
+    finally:
+        log = srv.stop()
+    assert "Traceback" not in log
+
+
+def test_clients_that_take_every_fd_together_are_waited_out(tree, tmp_path):
+    sock = str(tmp_path / "g.sock")
+    srv = Serve(str(tree), "--socket", sock, "--seccomp", preexec_fn=low_nofile)
+    hogs = []
+    try:
+        # Each takes what its cap allows, until one is stopped short: the
+        # process has no FD left.
+        taken = []
+        for _ in range(10):
+            hogs.append(connect(sock))
+            taken.append(take_every_fd(hogs[-1]))
+            if taken[-1] < taken[0]:
+                break
+        else:
+            raise AssertionError("the process never ran out of FDs: %r" % taken)
+        late = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        late.settimeout(30)
+        late.connect(sock)                          # queued: accept() has no FD for it
+        srv.wait_for("cannot accept a client: Too many open files")
+        hogs.pop(0).close()                         # FDs come back...
+        with Client(late) as c:                     # ...and the queued client is served
+            assert read_file(c) == b"hello, gofer\n"
+    finally:
+        for h in hogs:
+            h.close()
+        log = srv.stop()
+    assert "Traceback" not in log

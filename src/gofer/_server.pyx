@@ -10,6 +10,7 @@ Python exception raised by an implementation becomes an errno at dispatch.
 """
 import logging
 import os
+import resource
 import errno as E
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -96,7 +97,6 @@ cdef enum:
     STATX_SIZE = 0x200
     OPEN_FLAGS_MASK = 0x203          # O_ACCMODE | O_TRUNC: all OpenAt honours
     DEFAULT_MAX_MESSAGE_SIZE = 2093056   # gVisor's: 2 MiB huge page - 4 KiB
-    DEFAULT_MAX_FDS = 65536
 
 
 # ---------------------------------------------------------------- locking
@@ -157,18 +157,46 @@ cdef class Guard:
 
 # ---------------------------------------------------------------- options
 
+# FDs the process keeps for itself whatever its clients hold: stdio, the
+# listener, the FD directory, logs, a new client's socket and channels, and
+# the FDs a request donates while it is being answered.
+FD_RESERVE = 64
+
+
+def default_max_fds():
+    """The FD cap of a connection whose options name none: half of what
+    RLIMIT_NOFILE's soft limit leaves beyond FD_RESERVE, read now.
+
+    Each FDID of the stock backend holds at most one host FD, so a client
+    at its cap leaves the other half, and the reserve, to the rest of the
+    process: the server can still accept and serve another client. Half
+    rather than less because runsc serves a whole container root through
+    one connection. Several clients can still fill the process together;
+    `gofer serve` then waits for FDs to come back (Service.serve_listener)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20                  # the kernel's default nr_open
+    return max(16, (soft - FD_RESERVE) // 2)
+
+
 cdef class ConnectionOpts:
-    """Server-side settings of one connection (never sent on the wire)."""
+    """Server-side settings of one connection (never sent on the wire).
+
+    `max_fds` caps the FDIDs the connection may hold at once (Walk, OpenAt
+    and the rest answer EMFILE beyond it), so that one client cannot take
+    every FD of the process from the others; None means default_max_fds().
+    """
 
     def __init__(self, *, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, readonly=False,
                  set_attr_on_deleted=False,
                  allocate_on_deleted=False, open_on_deleted=False,
-                 supported_messages=None, max_fds=DEFAULT_MAX_FDS):
+                 supported_messages=None, max_fds=None):
         if max_message_size < 4096:
             raise ValueError("max_message_size must be at least 4096")
+        if max_fds is None:
+            max_fds = default_max_fds()
         if max_fds < 1:
             raise ValueError("max_fds must be positive")
-        # One client cannot take every host FD of the gofer from the others.
         self.max_fds = max_fds
         self.max_message_size = max_message_size
         self.readonly = readonly

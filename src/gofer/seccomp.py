@@ -252,6 +252,9 @@ def _stock():
             SO_TYPE, SO_PROTOCOL, SO_DOMAIN,
             SO_PEERCRED,                # gofer serve --allow-uid
         )]),
+        # getrlimit(): ConnectionOpts' default FD cap (gofer serve --extension
+        # makes options per client); reading only, of this process.
+        ("prlimit64", [((0, EQ, 0), (2, EQ, 0))]),
         ("accept4", [((3, EQ, SOCK_CLOEXEC),)]),  # gofer serve accepts its clients
     ]
 
