@@ -125,6 +125,10 @@ def test_setup_root_and_capabilities(bundle):
     caps = read_caps(g.proc.pid)
     assert caps["CapEff"] == caps["CapPrm"] == caps["CapBnd"] == cap_mask(GOFER_CAPS)
     assert caps["CapAmb"] == 0
+    # Its FD limit is raised to the hard limit, as Go's runtime does for runsc's.
+    with open("/proc/%d/limits" % g.proc.pid) as f:
+        soft, hard = next(line for line in f if line.startswith("Max open files")).split()[3:5]
+    assert soft == hard
     # Nothing was mounted in the test's own namespace.
     assert not os.path.exists(bundle.rootfs / "ro" / "keep.txt")
     rc, err = g.finish()

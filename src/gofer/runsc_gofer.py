@@ -211,6 +211,8 @@ def run(global_args, args):
         warning = sandbox.set_fd_limit(int(g["fdlimit"]))
         if warning:
             log.warning("--fdlimit: %s", warning)
+    else:
+        sandbox.raise_fd_limit()          # the per-connection FD caps derive from it
 
     # Every connection: an extension's claim, or the stock backend.
     stock_opts = dict(set_attr_on_deleted=True, allocate_on_deleted=True, open_on_deleted=True)

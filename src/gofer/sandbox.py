@@ -129,12 +129,20 @@ def read_caps(pid="self"):
 
 
 def set_fd_limit(n):
-    """RLIMIT_NOFILE = n (gVisor's --fdlimit); EPERM is only a warning."""
+    """RLIMIT_NOFILE = n (gVisor's --fdlimit); returns a warning instead of
+    raising (EPERM is not fatal)."""
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
     except (ValueError, OSError) as e:
         return str(e)
     return None
+
+
+def raise_fd_limit():
+    """The soft RLIMIT_NOFILE up to the hard one, as Go's runtime does at
+    start for runsc's gofer."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # ------------------------------------------------------------------ mounts
