@@ -233,6 +233,14 @@ def test_each_run_shows_its_version(mod, tmp_path):
     assert "gofer 0.2.0.dev1" in re.search(r'id="runinfo">(.*?)</p>', page).group(1)
 
 
+def test_a_run_records_the_version_it_measured(monkeypatch):
+    """The version shown per run is gofer.__version__ of the interpreter that ran the
+    servers: the same string the wheel and `gofer --version` carry (tests/test_wheel.py)."""
+    import gofer
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    assert _load("side_by_side").machine_info()["gofer"]["version"] == gofer.__version__
+
+
 def _checkout_state():
     r = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=REPO,
                        capture_output=True, text=True)
