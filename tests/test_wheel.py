@@ -7,8 +7,9 @@ directory and gofer.client reads a file back. The same steps make a release
 (docs/releasing.md).
 
 The sdist is rebuilt every session (a few seconds); the wheel is cached outside
-the checkout under $XDG_CACHE_HOME/gofer/wheels/, keyed by the sdist's hash
-(the sdist is reproducible, so an unchanged source reuses it) and the Python tag.
+the checkout under $XDG_CACHE_HOME/gofer/wheels/ (~/.cache), keyed by the
+sdist's hash (the sdist is reproducible, so an unchanged source reuses it) and
+the Python tag; the 5 newest are kept.
 """
 import hashlib
 import os
@@ -66,6 +67,8 @@ def dist(tmp_path_factory):
             os.rename(work, cached)          # atomic; a concurrent session may have won
         except OSError:
             pass
+        for old in sorted(cache_dir().iterdir(), key=lambda p: p.stat().st_mtime)[:-5]:
+            shutil.rmtree(old, ignore_errors=True)     # keep the 5 newest builds
     [wheel] = cached.glob("*.whl")
     return sdist, wheel
 
