@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Side-by-side benchmark: our gofer vs gVisor's Go gofer, same Go client, same run.
 
-    python bench/side_by_side.py [--quick] [--out bench/results]
+    python bench/side_by_side.py [--quick] [--out DIR]
 
 Builds bench/peers/refgofer (gVisor's runsc/fsgofer behind a socket) and
 bench/peers/loadgen (gVisor's pkg/lisafs client as a load driver) once,
@@ -12,13 +12,20 @@ the socket and over flipcall channels. Servers alternate within each round
 2-core machine hits both alike. Start-up time (spawn until a Mount RPC
 succeeds) is measured for both servers the same way.
 
-Writes one JSON file to --out (default bench/results/) and prints a table.
-Ratios are ours/Go of the per-round median latency (for metadata_4g: Go's
-throughput over ours), the median over rounds of the ratio within a round;
-below 1.0 means we are faster. See docs/performance.md.
+Needs the bench extra and the memfs example (pip install '.[bench]'
+./examples/memfs); says so before building anything if they are missing.
+Writes one JSON file to --out (default: results/ in the data directory,
+$XDG_DATA_HOME/gofer/bench or ~/.local/share/gofer/bench, outside the
+checkout), prints a table and renders the dashboard (bench/dashboard.py) from
+those results and the history committed in bench/results/. Ratios are ours/Go
+of the per-round median latency (for metadata_4g: Go's throughput over ours),
+the median over rounds of the ratio within a round; below 1.0 means we are
+faster. See docs/performance.md.
 """
 import argparse
 import datetime as _dt
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -32,6 +39,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import dashboard           # bench/dashboard.py: judges and renders; fails fast without numpy
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = 1
@@ -49,7 +58,6 @@ SERVERS = {
     "go": "refgofer -root DIR (gVisor runsc/fsgofer, pkg/lisafs server)",
     "memfs": "gofer serve --extension memfs (pure-Python in-memory extension)",
 }
-TARGETS = {"ours": 1.0, "memfs": 2.0, "startup": 2.0}
 
 PROFILES = {
     # rounds, timed iterations and time cap per run, warm-up ops, start-up trials
@@ -114,6 +122,19 @@ def machine_info():
         "gvisor_module": gvisor,
         "gofer": gofer_info,
     }
+
+
+def missing_dependencies(memfs):
+    """What this run needs that is not installed, checked before anything is built."""
+    missing = []
+    if importlib.util.find_spec("gofer") is None:
+        missing.append("gofer is not installed in this interpreter (%s)" % sys.executable)
+    elif memfs and "memfs" not in {ep.name for ep in importlib.metadata.entry_points(
+            group="gofer.extensions")}:
+        missing.append("the memfs extension is not installed (or pass --no-memfs)")
+    if shutil.which("go") is None:
+        missing.append("the `go` toolchain is not on PATH")
+    return missing
 
 
 def git_commit():
@@ -327,22 +348,24 @@ def startup_trial(kind, refgofer, fixture, tmp):
 def measure_startup(refgofer, fixture, tmp, trials):
     kinds = ["ours", "go", "ours_gofer_cmd"]
     times = {k: [] for k in kinds}
-    errors = {}
+    errors = {k: [] for k in kinds}
     for t in range(trials):
         order = kinds if t % 2 == 0 else kinds[::-1]
         for k in order:
             s, err = startup_trial(k, refgofer, fixture, tmp)
             if err:
-                errors.setdefault(k, err)
+                errors[k].append(err)
             else:
                 times[k].append(s * 1e3)
     out = {}
     for k, v in times.items():
+        # Failed trials are counted (the dashboard counts them as a missed target).
+        out[k] = {"trials": trials, "failed": len(errors[k])}
         if v:
-            out[k] = {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v),
-                      "trials_ms": v}
-        if k in errors:
-            out.setdefault(k, {})["error"] = errors[k]
+            out[k].update(median_ms=statistics.median(v), min_ms=min(v), max_ms=max(v),
+                          trials_ms=v)
+        if errors[k]:
+            out[k]["error"] = errors[k][0]
     if "ours_gofer_cmd" in out:
         out["ours_gofer_cmd"]["seccomp"] = _has_seccomp()
     for k in ("ours", "ours_gofer_cmd"):
@@ -469,48 +492,30 @@ def table(result):
                 lines.append("start-up %-15s median %7.1f ms (min %.1f)%s" % (
                     k, v["median_ms"], v["min_ms"],
                     "  ratio %.2f" % v["ratio"] if "ratio" in v else ""))
-            elif "error" in v:
-                lines.append("start-up %-15s failed: %s" % (k, v["error"][:200]))
-    tg = result.get("targets", [])
+            if v.get("failed"):
+                lines.append("start-up %-15s %d of %d trials failed: %s" % (
+                    k, v["failed"], v["trials"], v["error"][:200]))
+    tg = dashboard.targets(result)
     missed = [t for t in tg if not t["met"]]
     lines.append("")
     lines.append("targets: %d of %d met%s" % (len(tg) - len(missed), len(tg),
                                               "; missed: " + ", ".join(
-                                                  "%s %.2f>%.1f" % (t["what"], t["ratio"],
-                                                                    t["target"])
+                                                  "%s %s>%.1f%s" % (
+                                                      t["what"], dashboard.fmt_ratio(t["ratio"]),
+                                                      t["target"],
+                                                      " (%s)" % t["why"] if t["why"] else "")
                                                   for t in missed) if missed else ""))
     return "\n".join(lines)
 
 
-def met(ratio, target):
-    """Judged as printed, to two decimals: 1.004 meets a 1.0 target."""
-    return round(ratio, 2) <= target
-
-
-def targets(result):
-    out = []
-    for w in result["workloads"]:
-        for name in ("ours", "memfs"):
-            r = w["ratio"].get(name)
-            if r:
-                out.append({"what": "%s %s/%s" % (name, w["workload"], w["transport"]),
-                            "ratio": r["ratio"], "target": TARGETS[name],
-                            "met": met(r["ratio"], TARGETS[name])})
-    for k in ("ours", "ours_gofer_cmd"):
-        r = result.get("startup", {}).get(k, {}).get("ratio")
-        if r is not None:
-            out.append({"what": "startup " + k, "ratio": r, "target": TARGETS["startup"],
-                        "met": met(r, TARGETS["startup"])})
-    return out
-
-
 # ------------------------------------------------------------------ main
 
-def main(argv=None):
+def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer rounds and shorter runs (~2 min)")
-    p.add_argument("--out", default=str(REPO / "bench" / "results"),
-                   help="directory for the JSON result (default bench/results)")
+    p.add_argument("--out", default=str(dashboard.data_dir() / "results"),
+                   help="directory for the JSON result (default: %(default)s; "
+                        "bench/results is the history kept in git)")
     p.add_argument("--workloads", help="comma-separated subset (default: all)")
     p.add_argument("--transports", default="socket,channels", help="socket,channels")
     p.add_argument("--rounds", type=int, help="override the profile's rounds")
@@ -519,6 +524,11 @@ def main(argv=None):
     p.add_argument("--pin", choices=["none", "same", "split"], default="none",
                    help="CPU placement (taskset): same = servers and driver on CPU 0, split = "
                         "servers on CPU 0 and the driver on CPU 1; default: the scheduler's")
+    return p
+
+
+def main(argv=None):
+    p = parser()
     args = p.parse_args(argv)
 
     prof = dict(PROFILES["quick" if args.quick else "full"])
@@ -529,6 +539,10 @@ def main(argv=None):
     if bad:
         p.error("unknown workloads: %s" % ", ".join(sorted(bad)))
     transports = args.transports.split(",")
+    missing = missing_dependencies(memfs=not args.no_memfs)
+    if missing:
+        raise SystemExit("side_by_side: %s.\nInstall what the benchmark needs: %s" % (
+            "; ".join(missing), dashboard.INSTALL_HINT))
 
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="gofer-bench-", dir="/tmp")   # short: sun_path is 108 bytes
@@ -615,7 +629,7 @@ def main(argv=None):
                 "servers": summarize(w, rb),
                 "ratio": ratios(w, rb),
             })
-        result["targets"] = targets(result)
+        result["targets"] = dashboard.targets(result)
         result["elapsed_s"] = round(time.time() - started, 1)
 
         os.makedirs(args.out, exist_ok=True)
@@ -627,8 +641,7 @@ def main(argv=None):
         path.write_text(json.dumps(result, indent=1) + "\n")
         print(table(result))
         print("\nwrote %s (%.0fs)" % (path, result["elapsed_s"]))
-        import dashboard                  # bench/dashboard.py: the history, rendered
-        dashboard.main(["--results", args.out])
+        dashboard.main(["--results", args.out, "--results", str(dashboard.HISTORY)])
         return 0
     finally:
         for s in servers:
