@@ -521,6 +521,9 @@ def parser():
     p.add_argument("--rounds", type=int, help="override the profile's rounds")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     p.add_argument("--no-memfs", action="store_true", help="skip the memfs extension runs")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="skip the in-sandbox workloads (bench/sandbox.py: runsc containers "
+                        "with runsc's gofer and ours; they need root, busybox-static and Go)")
     p.add_argument("--pin", choices=["none", "same", "split"], default="none",
                    help="CPU placement (taskset): same = servers and driver on CPU 0, split = "
                         "servers on CPU 0 and the driver on CPU 1; default: the scheduler's")
@@ -601,6 +604,16 @@ def main(argv=None):
             s.stop()
         servers = []
 
+        sandbox_raw, sandbox_skipped = {}, "--no-sandbox"
+        if not args.no_sandbox:
+            import sandbox                  # bench/sandbox.py
+            sandbox_skipped = "; ".join(sandbox.missing()) or None
+            if sandbox_skipped:
+                log("in-sandbox workloads skipped, this machine lacks: " + sandbox_skipped)
+            else:
+                log("in-sandbox workloads (runsc containers) ...")
+                sandbox_raw = sandbox.run(prof, tmp, log)
+
         startup = {}
         if not args.no_startup:
             log("start-up trials ...")
@@ -629,6 +642,13 @@ def main(argv=None):
                 "servers": summarize(w, rb),
                 "ratio": ratios(w, rb),
             })
+        for (w, mode), rb in sorted(sandbox_raw.items()):
+            name = "sandbox_" + w
+            result["workloads"].append({
+                "workload": name, "transport": mode, "key": "%s/%s" % (name, mode),
+                "metric": "median_ns", "servers": summarize(name, rb), "ratio": ratios(name, rb),
+            })
+        result["sandbox_skipped"] = sandbox_skipped
         result["targets"] = dashboard.targets(result)
         result["elapsed_s"] = round(time.time() - started, 1)
 
