@@ -12,7 +12,9 @@ import time
 
 import pytest
 
+import gofer as gofer_pkg
 from gofer import _wire as w
+from gofer import cli, runsc_gofer
 from gofer.client import Client
 from test_service import connect
 
@@ -94,9 +96,106 @@ def test_socket_in_use_and_stale_socket(tree, tmp_path):
     assert r.returncode == 2 and "not a socket" in r.stderr
 
 
-def test_missing_arguments_print_usage():
-    r = gofer("serve")
-    assert r.returncode == 2 and "usage" in r.stderr
+# -- the command line -------------------------------------------------------------
+
+LONG = "/tmp/" + "s" * 115                       # 120 bytes: more than a sun_path holds
+
+
+@pytest.mark.parametrize("args, message", [
+    # gofer's own global flags and commands
+    ([], "no command"),
+    (["--bogus"], "unknown flag: --bogus"),
+    (["--bogus", "serve"], "unknown flag: --bogus"),
+    (["---x", "serve"], "bad flag syntax: ---x"),
+    (["--log-level"], "flag needs a value: --log-level"),
+    (["--log-level=loud", "serve"], "invalid value 'loud' for --log-level"),
+    (["bogus"], "unknown command 'bogus'"),
+    (["--root", "gofer", "spec"], "unknown command 'spec'"),     # "gofer" is --root's value
+    (["--root", "/var/run/runsc"], "no command"),
+    (["--root", "/var/run/runsc", "serve", "D", "--socket", "S"], "--root is a runsc flag"),
+    # gofer serve
+    (["serve"], "required: --socket"),
+    (["serve", "--bogus"], "unrecognized arguments: --bogus"),
+    (["serve", "D", "--socket", "S", "--bogus"], "unrecognized arguments: --bogus"),
+    (["serve", "D", "--socket", LONG], "is 120 bytes long; a Unix socket's path is at most 107"),
+    (["serve", "D", "--socket", ""], "--socket: needs a path"),
+    (["serve", "D", "--extension", "memfs", "--socket", "S"], "DIR or --extension NAME, not both"),
+    (["serve", "D", "--socket", "S", "--seccomp=maybe"], "'maybe' is not a seccomp mode"),
+    (["serve", "D", "--socket", "S", "--log-level", "loud"], "--log-level: invalid choice"),
+    (["serve", "D", "--socket", "S", "--socket-mode", "1777"], "a socket mode is 0 to 0777"),
+    # gofer gofer, refused before it reads anything
+    (["gofer"], "gofer gofer takes one CONTAINER_ID after its flags, not 0"),
+    (["gofer", "--bogus", "c"], "unknown flag: --bogus"),
+    (["gofer", "c", "--bundle", "B"], "not 3 arguments: c --bundle B"),   # flags end at the ID
+    (["gofer", "--spec-fd", "x", "c"], "invalid value 'x' for --spec-fd"),
+    (["gofer", "--apply-caps", "false", "c"], "not 2 arguments: false c"),  # Go booleans take =
+    (["gofer", "--seccomp=maybe", "c"], "'maybe' is not a seccomp mode"),
+    (["--log-fd=x", "gofer", "c"], "invalid value 'x' for --log-fd"),
+    (["--fdlimit=lots", "gofer", "c"], "invalid value 'lots' for --fdlimit"),
+    (["gofer", "--bundle", "B", "c"], "no --io-fds given"),
+])
+def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, args, message):
+    r = gofer(*args, cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (2, ""), r
+    assert r.stderr.startswith("gofer: error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert message in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "S")
+
+
+def test_a_gofer_gofer_failure_is_said_once(tmp_path):
+    """On stderr when runsc gave no log FD; else only on the log FD (under
+    runsc, stderr is /dev/null)."""
+    args = ["gofer", "--bundle", str(tmp_path / "nowhere"), "--io-fds=0", "--setup-root=false",
+            "c"]
+    r = gofer(*args)
+    assert r.returncode == 128, r
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("gofer: fatal: cannot read"), r.stderr
+    log_r, log_w = os.pipe()
+    r = subprocess.run([sys.executable, "-m", "gofer", "--log-fd=%d" % log_w, *args],
+                       capture_output=True, text=True, timeout=30, pass_fds=(log_w,))
+    os.close(log_w)
+    with os.fdopen(log_r) as f:
+        log = f.read()
+    assert (r.returncode, r.stderr) == (128, ""), r
+    fatal = [line for line in log.splitlines() if "fatal" in line]
+    assert len(fatal) == 1 and "ERROR: fatal: cannot read" in fatal[0], log
+
+
+@pytest.mark.parametrize("args", [["--version"], ["serve", "--version"],
+                                  ["gofer", "--version"], ["-version"]])
+def test_version_before_or_after_the_command(args):
+    r = gofer(*args)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "gofer %s\n" % gofer_pkg.__version__, "")
+
+
+def test_help_lists_both_commands_and_every_flag_has_help():
+    r = gofer("--help")
+    assert r.returncode == 0 and r.stderr == ""
+    commands = r.stdout.split("commands:")[1].split("\n\n")[0]
+    assert [line.split()[0] for line in commands.splitlines() if line[2:3].isalpha()] == [
+        "serve", "gofer"]
+    for flag in ("--log-level", "--debug", "--version", "--help"):
+        assert flag in r.stdout
+    for args in (["-h"], ["serve", "--help"], ["gofer", "-help"]):
+        assert gofer(*args).returncode == 0
+    serve = cli.build_parser()
+    assert all(a.help for a in serve._actions), [a.dest for a in serve._actions if not a.help]
+    assert all(f.help for f in runsc_gofer.build_flags([])._flags)
+    assert all(f.help for f in cli.global_flags()._flags if not f.dest.startswith("runsc:"))
+
+
+def test_global_flags_before_or_after_serve(tree, tmp_path):
+    sock = str(tmp_path / "g.sock")
+    # --log-level after the command: the seccomp filter's info line shows.
+    srv = Serve(str(tree), "--socket", sock, "--seccomp", "--log-level", "info")
+    assert "seccomp: allowing" in srv.stop()
+    # -debug (Go's spelling, as runsc's) before it, and --seccomp=off: no filter.
+    p = subprocess.Popen([sys.executable, "-m", "gofer", "-debug", "serve", str(tree), "--socket",
+                          sock, "--seccomp=off"], stderr=subprocess.PIPE, text=True)
+    assert "gofer: serving" in p.stderr.readline()
+    p.terminate()
+    assert p.wait(10) == 0
+    assert "seccomp" not in p.stderr.read()
 
 
 # -- the socket, and clients that take every FD ---------------------------------
@@ -184,8 +283,8 @@ def test_allow_uid(tree, tmp_path, allowed):
         log = srv.stop()
     refusals = [line for line in log.splitlines() if "refused" in line]
     assert refusals == ([] if allowed else [
-        "gofer: WARNING: refused a client with uid %d (pid %d): not an allowed uid"
-        % (os.getuid(), os.getpid())])
+        "gofer[%d]: WARNING: refused a client with uid %d (pid %d): not an allowed uid"
+        % (srv.p.pid, os.getuid(), os.getpid())])
 
 
 NOFILE = 256

@@ -108,6 +108,23 @@ def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
     assert "serving /mem with extension memfs" in err
 
 
+def test_runsc_global_flags_in_every_go_spelling(bundle):
+    # runsc passes --name=value, but Go's flag package, runsc's parser, takes
+    # -name, a separate value, and a boolean alone: -overlay must not take
+    # the --log-fd after it as its value. --log-level after `gofer` as well.
+    g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false", "--seccomp=off",
+                             "--log-level", "warning"],
+              globals_=["--root", "/var/run/runsc", "-debug-log", "/tmp/runsc/", "-directfs=false",
+                        "-overlay"])
+    root = g.client(0)
+    assert root.walk(root.root.control_fd, [b"etc", b"hostname"])[0] == w.WALK_SUCCESS
+    rc, err = g.finish()
+    assert rc == 0, err
+    assert ("ignoring runsc flags this gofer does not implement: "
+            "--debug-log --network --overlay --platform --root") in err
+    assert "INFO" not in err, err
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and capabilities")
 def test_setup_root_and_capabilities(bundle):
     g = Gofer(bundle)                       # everything on, as runsc runs it
@@ -164,8 +181,9 @@ def test_missing_spec_and_fd_mismatches(bundle, tmp_path):
     assert r.returncode == 128 and "has no --gofer-mount-confs entry" in r.stderr
     r = run_gofer("--bundle", str(bundle.dir), "--io-fds=0", "--setup-root=false", "c")
     assert r.returncode == 128 and "no --io-fds left" in r.stderr
+    # What runsc's gofer refuses as a usage error (exit 2).
     r = run_gofer("--bundle", str(bundle.dir), "c")
-    assert r.returncode == 128 and "no --io-fds" in r.stderr
+    assert r.returncode == 2 and "no --io-fds" in r.stderr
     r = run_gofer("--bundle", str(bundle.dir), "--io-fds=3")
     assert r.returncode == 2 and "CONTAINER_ID" in r.stderr
     r = run_gofer("--bundle", str(bundle.dir), "--io-fds=0", "--gofer-mount-confs=lisafs",

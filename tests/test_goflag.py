@@ -1,6 +1,8 @@
 """gofer.goflag: command lines parsed as Go's flag package (runsc's) parses them."""
 import pytest
 
+from gofer import runsc_gofer
+from gofer.extension import Extension
 from gofer.goflag import FlagError, FlagSet, HelpRequested, parse_bool, parse_int
 
 
@@ -86,3 +88,23 @@ def test_usage_lists_flags_with_help_and_defaults():
     assert "\n  -n int " in text and "(default -1)" in text
     assert "\n  --on " in text and "(default true)" in text
     assert "\n  --mode[=string] " in text
+
+
+class Blobstore(Extension):
+    """Flags written for argparse, as docs/extensions.md shows them."""
+    name = "blobstore"
+
+    def add_flags(self, parser):
+        parser.add_argument("--blobstore-endpoint", help="where the blobs are")
+        parser.add_argument("--blobstore-retries", type=int, default=3, help="retries")
+        parser.add_argument("--blobstore-cache", action="store_true", help="cache blobs")
+
+
+def test_an_extensions_argparse_style_flags_parse_the_go_way():
+    fs = runsc_gofer.build_flags([Blobstore()])
+    ns, rest = fs.parse(["--io-fds=3,4", "-blobstore-endpoint", "unix:/b", "--blobstore-cache",
+                         "--seccomp", "c"])
+    assert (ns.blobstore_endpoint, ns.blobstore_retries, ns.blobstore_cache) == ("unix:/b", 3,
+                                                                                True)
+    assert (ns.io_fds, ns.seccomp, ns.apply_caps, rest) == ([[3, 4]], "kill", True, ["c"])
+    assert "--blobstore-endpoint" in fs.usage()

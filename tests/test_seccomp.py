@@ -211,7 +211,7 @@ def violations(text):
 
 # ------------------------------------------------------------------ gofer serve
 
-@pytest.mark.parametrize("flag", ["--seccomp", "--seccomp-log"])
+@pytest.mark.parametrize("flag", ["--seccomp=kill", "--seccomp=log"])
 def test_serve_under_the_filter_serves_every_rpc(short_tmp, flag):
     root = make_tree(short_tmp)
     srv = Served(short_tmp, root, "--host-uds", "all", flag)

@@ -1,9 +1,21 @@
 """The `gofer` command.
 
-    gofer serve DIR --socket PATH    serve DIR over LISAFS on a Unix socket
-    gofer [runsc flags] gofer ...    drop-in for `runsc gofer` (gofer.runsc_gofer)
+    gofer [global flags] serve DIR --socket PATH        serve DIR on a Unix socket
+    gofer [global flags] [runsc's global flags] gofer ... CONTAINER_ID
+                                                        drop-in for `runsc gofer`
+
+The global flags are parsed here the way runsc parses its own (Go's flag
+syntax, gofer.goflag), so runsc's command line reaches `gofer gofer`
+(gofer.runsc_gofer) as runsc wrote it. `gofer gofer` is on every sandbox's
+start path: it never imports argparse, which only `serve` uses.
+
+Every bad command line is one line on stderr, ``gofer: error: ...``, and exit
+status 2.
+
+Logging: every module logs to ``logging.getLogger("gofer")``; both commands
+set it up with `setup_logging`, at the level `log_level` reads from
+``--log-level``/``--debug`` (before or after the command).
 """
-import argparse
 import grp
 import logging
 import os
@@ -12,11 +24,41 @@ import socket
 import stat
 import sys
 
-from gofer import __version__
+from gofer import __version__, goflag, runsc_flags
 
 
 class UsageError(Exception):
     """A problem with the command line or the environment, said in one line."""
+
+
+# ------------------------------------------------------------------ logging
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMAT = "gofer[%(process)d]: %(levelname)s: %(message)s"
+
+
+def add_log_flags(parser):
+    """--log-level and --debug, on an argparse parser or a goflag.FlagSet
+    (the global flags, and again after each command)."""
+    parser.add_argument("--log-level", choices=LOG_LEVELS, metavar="LEVEL",
+                        help="log at LEVEL and above: %s (default: warning for serve, "
+                             "info for gofer, as runsc)" % ", ".join(LOG_LEVELS))
+    parser.add_argument("--debug", action="store_true",
+                        help="the same as --log-level=debug (runsc's --debug)")
+
+
+def log_level(*flags, default):
+    """The level the parsed flags ask for (later ones win; --debug wins)."""
+    if any(getattr(f, "debug", False) for f in flags):
+        return "debug"
+    given = [f.log_level for f in flags if getattr(f, "log_level", None)]
+    return given[-1] if given else default
+
+
+def setup_logging(level, streams=None):
+    """Logs of `level` and above to `streams` (default stderr), one line each."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True,
+                        handlers=[logging.StreamHandler(s) for s in streams or [sys.stderr]])
 
 
 def _listen(path, mode=0o600, gid=None):
@@ -58,17 +100,32 @@ def _listen(path, mode=0o600, gid=None):
         s.close()
         if bound:
             os.unlink(path)
-        raise UsageError("cannot listen on %s: %s" % (path, e.strerror)) from None
+        raise UsageError("cannot listen on %s: %s" % (path, e.strerror or e)) from None
     return s
+
+
+SUN_PATH_MAX = 107      # sockaddr_un.sun_path is 108 bytes, a path's NUL included
+
+
+def _socket_path(text):
+    if not text:
+        raise ValueError("needs a path")
+    if "\0" in text:
+        raise ValueError("a path has no NUL byte")
+    size = len(os.fsencode(text))
+    if size > SUN_PATH_MAX:
+        raise ValueError("the path is %d bytes long; a Unix socket's path is at most %d" % (
+            size, SUN_PATH_MAX))
+    return text
 
 
 def _octal_mode(text):
     try:
         mode = int(text, 8)
     except ValueError:
-        raise argparse.ArgumentTypeError("not an octal mode: %r" % text) from None
+        raise ValueError("not an octal mode: %r" % text) from None
     if not 0 <= mode <= 0o777:
-        raise argparse.ArgumentTypeError("a socket mode is 0 to 0777, not %s" % text)
+        raise ValueError("a socket mode is 0 to 0777, not %s" % text)
     return mode
 
 
@@ -88,6 +145,8 @@ def _backend(args):
     as each mount of a sandbox has its own."""
     from gofer._server import ConnectionOpts
     from gofer import extension
+    if args.extension and args.dir is not None:
+        raise UsageError("serve takes a DIR or --extension NAME, not both")
     if args.extension:
         def claim():
             claimed = extension.claim(None, None, "/", args.readonly, exts)
@@ -118,9 +177,9 @@ def _backend(args):
 
 
 def _seccomp(args):
-    """--seccomp / --seccomp-log: the filter goes on after every import and
-    the listener, right before the accept loop (see gofer.seccomp)."""
-    if not (args.seccomp or args.seccomp_log):
+    """--seccomp=log|kill: the filter goes on after every import and the
+    listener, right before the accept loop (see gofer.seccomp)."""
+    if args.seccomp == "off":
         return
     from gofer import seccomp
     try:
@@ -129,7 +188,19 @@ def _seccomp(args):
         raise UsageError("seccomp: %s" % e) from None
 
 
-def cmd_serve(args):
+def cmd_serve(global_flags, argv):
+    parser = build_parser()
+    # An unknown flag is named first, then what is missing (argparse's order
+    # is the other way round).
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error("unrecognized arguments: %s" % " ".join(unknown))
+    if args.version:
+        print("gofer " + __version__)
+        return 0
+    if args.socket is None:
+        parser.error("the following arguments are required: --socket")
+    setup_logging(log_level(global_flags, args, default="warning"))
     from gofer._server import Server
     from gofer.service import Service
 
@@ -164,17 +235,34 @@ def cmd_serve(args):
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="gofer", description="A LISAFS file server for gVisor sandboxes.")
-    p.add_argument("--version", action="version", version="gofer " + __version__)
-    p.add_argument("--log-level", default="warning",
-                   choices=["debug", "info", "warning", "error"])
-    sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("serve", help="serve a host directory on a Unix socket")
+    """`gofer serve`'s flags (after the command)."""
+    import argparse
+
+    from gofer import seccomp
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UsageError("%s (see gofer serve --help)" % message)
+
+    def checked(parse):
+        """An argparse type that says parse's ValueError."""
+        def convert(text):
+            try:
+                return parse(text)
+            except ValueError as e:
+                raise argparse.ArgumentTypeError(str(e)) from None
+        convert.__name__ = parse.__name__
+        return convert
+
+    s = Parser(prog="gofer serve", allow_abbrev=False,
+               description="Serve a host directory (or an installed extension) over LISAFS on "
+                           "a Unix socket, to every client that connects.")
     s.add_argument("dir", nargs="?", help="the directory to serve")
-    s.add_argument("--socket", required=True,
-                   help="path of the Unix socket to listen on. Whoever can connect to it acts "
-                        "inside the served tree with this process's privileges")
-    s.add_argument("--socket-mode", type=_octal_mode, default=0o600, metavar="MODE",
+    s.add_argument("--socket", type=checked(_socket_path), metavar="PATH",
+                   help="(required) path of the Unix socket to listen on. Whoever can "
+                        "connect to it acts inside the served tree with this process's "
+                        "privileges")
+    s.add_argument("--socket-mode", type=checked(_octal_mode), default=0o600, metavar="MODE",
                    help="the socket file's mode, in octal (default 0600: the owner only)")
     s.add_argument("--socket-group", metavar="GROUP",
                    help="the socket file's group (name or gid), e.g. with --socket-mode 0660")
@@ -185,31 +273,103 @@ def build_parser():
     s.add_argument("--extension", metavar="NAME",
                    help="serve with the installed extension NAME instead of a directory")
     s.add_argument("--host-uds", default="none", choices=["none", "open", "create", "all"],
-                   help="host Unix sockets the client may connect to / create")
+                   help="host Unix sockets the client may connect to (open), create (create) "
+                        "or both (all); default none")
     s.add_argument("--host-fifo", default="none", choices=["none", "open"],
-                   help="whether host FIFOs may be opened")
-    s.add_argument("--seccomp", action="store_true",
-                   help="serve under the seccomp allowlist; a syscall outside it kills the gofer")
-    s.add_argument("--seccomp-log", action="store_true",
-                   help="like --seccomp, but a syscall outside the allowlist is logged to "
-                        "stderr and fails with ENOSYS (to find what an extension needs)")
-    s.set_defaults(func=cmd_serve)
-    return p
+                   help="whether host FIFOs may be opened; default none")
+    s.add_argument("--seccomp", nargs="?", const="kill", default="off",
+                   type=checked(seccomp.parse_mode),
+                   metavar="MODE",
+                   help="serve under the seccomp allowlist: kill (a syscall outside it kills "
+                        "the gofer; --seccomp alone means this), log (it is logged to stderr "
+                        "and fails with ENOSYS: to find what an extension needs) or off "
+                        "(default)")
+    add_log_flags(s)
+    s.add_argument("--version", action="store_true", help="print gofer's version and exit")
+    return s
+
+
+# ------------------------------------------------------------ the global flags
+
+HELP = """\
+usage: gofer [global flags] serve DIR --socket PATH [flags]
+       gofer [global flags] [runsc's global flags] gofer [flags] CONTAINER_ID
+
+A LISAFS file server for gVisor sandboxes.
+
+commands:
+  serve     serve a host directory (or an installed extension) on a Unix socket,
+            for development and tests (gofer serve --help)
+  gofer     a drop-in for `runsc gofer`: takes the command line runsc gives its
+            gofer, runsc's global flags before `gofer` (gofer gofer --help)
+
+global flags (also accepted after the command):
+  -h, --help              print this help and exit
+"""
+
+RUNSC_HELP = """
+runsc's global flags (runsc --help) are accepted before `gofer`, spelt as runsc
+takes them: -name or --name, a value as -name=value or -name value, a boolean
+as -name or -name=false. gofer gofer --help says which it acts on.
+"""
+
+
+def _runsc_dest(name):
+    return "runsc:" + name
+
+
+def global_flags():
+    """gofer's global flags, and runsc's (their values kept as given)."""
+    fs = goflag.FlagSet("gofer", keep_unknown=True)
+    add_log_flags(fs)
+    fs.add_argument("--version", action="store_true", help="print gofer's version and exit")
+    for name in sorted(runsc_flags.BOOLEAN | runsc_flags.VALUE):
+        if name not in ("debug", "version", "h", "help"):
+            fs.add_argument("--" + name, type=bool if name in runsc_flags.BOOLEAN else str,
+                            dest=_runsc_dest(name), help=goflag.SUPPRESS)
+    return fs
+
+
+def parse_globals(argv):
+    """(global flags, the command and what follows). The runsc flags given
+    are in ``flags.runsc`` ({name: value}), those gofer does not know as well
+    (given as -name=value: runsc always passes its flags so)."""
+    fs = global_flags()
+    try:
+        flags, rest = fs.parse(argv)
+    except goflag.FlagError as e:
+        raise UsageError("%s (see gofer --help)" % e) from None
+    except goflag.HelpRequested:
+        print(HELP + fs.flags_help() + RUNSC_HELP, end="")
+        raise SystemExit(0)
+    flags.runsc = dict(flags.unknown)
+    for name in sorted(runsc_flags.BOOLEAN | runsc_flags.VALUE):
+        value = getattr(flags, _runsc_dest(name), None)
+        if value is not None:
+            flags.runsc[name] = value
+    return flags, rest
 
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    # runsc's argv: global flags, then the "gofer" subcommand and its flags.
-    for i, a in enumerate(argv):
-        if a == "gofer":
-            from gofer import runsc_gofer
-            return runsc_gofer.main(argv[:i], argv[i + 1:])
-        if not a.startswith("-"):
-            break
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="gofer: %(levelname)s: %(message)s")
     try:
-        return args.func(args)
+        flags, rest = parse_globals(argv)
+        if flags.version:
+            print("gofer " + __version__)
+            return 0
+        if not rest:
+            raise UsageError("no command: gofer serve ... or gofer [runsc flags] gofer ... "
+                             "(see gofer --help)")
+        command, args = rest[0], rest[1:]
+        if command == "gofer":
+            from gofer import runsc_gofer
+            return runsc_gofer.main(flags, args)
+        if command != "serve":
+            raise UsageError("unknown command %r: serve or gofer (see gofer --help)" % command)
+        runsc_only = sorted(set(flags.runsc) - {"debug"})
+        if runsc_only:
+            raise UsageError("--%s is a runsc flag: only `gofer gofer` takes it" % runsc_only[0])
+        return cmd_serve(flags, args)
     except UsageError as e:
         print("gofer: error: %s" % e, file=sys.stderr)
         return 2

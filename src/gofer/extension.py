@@ -57,7 +57,10 @@ class Extension:
         return []
 
     def add_flags(self, parser):
-        """Adds flags to the gofer command (an argparse parser)."""
+        """Adds flags to `gofer gofer` with ``parser.add_argument(...)``:
+        argparse's call (the subset `gofer.goflag.FlagSet` takes), parsed as
+        runsc parses its flags, Go's way. The values reach `prepare` in
+        ``ctx.args``."""
 
     def prepare(self, ctx):
         """Runs before privileges are dropped and the seccomp filter goes on,

@@ -10,18 +10,23 @@ The start-up follows runsc's order: read and check the spec, match the
 extensions' prepare hooks, write the resolved mounts, drop capabilities and
 limits, install the seccomp filter, then serve every connection on one
 server until all have closed.
+
+Its command line is parsed as runsc parses its own, with Go's flag syntax
+(gofer.goflag): the container ID comes last. A command line runsc would
+refuse exits 2, a failure to start exits 128 (runsc's util.Fatalf), each
+with one line on runsc's log FD (or stderr when runsc gave none).
 """
-import argparse
 import logging
 import os
 import sys
 import threading
 
-from gofer import extension, sandbox, spec as specmod
+from gofer import cli, extension, goflag, sandbox, spec as specmod
 
 log = logging.getLogger("gofer")
 
-# runsc global flags this gofer acts on; any other is accepted and reported once.
+# runsc global flags this gofer acts on, or whose effect reaches it otherwise
+# (--overlay2 through --gofer-mount-confs); any other is accepted and reported once.
 HONOURED_GLOBALS = {"log-fd", "debug-log-fd", "debug", "host-uds", "host-fifo",
                     "character-device-policy", "directfs", "fdlimit", "overlay2",
                     "TESTONLY-unsafe-nonroot", "panic-log-fd"}
@@ -29,103 +34,165 @@ HONOURED_GLOBALS = {"log-fd", "debug-log-fd", "debug", "host-uds", "host-fifo",
 INERT_FLAGS = ("rpc_fd", "pin_ring_fd", "sync_sentry_exit_fd", "proc_mount_sync_fd",
                "profile_block_fd", "profile_cpu_fd", "profile_heap_fd", "profile_mutex_fd",
                "trace_fd")
-EXIT_USAGE, EXIT_FATAL = 2, 128
+EXIT_USAGE, EXIT_FATAL = 2, 128     # runsc's ExitUsageError, and util.Fatalf's exit
+
+SYNOPSIS = "[flags] CONTAINER_ID"
+DESCRIPTION = """\
+A drop-in for `runsc gofer`: runsc's global flags before `gofer`, these after
+it, the container ID last, as runsc passes them. It serves the root and each
+bind mount of the OCI spec on its --io-fds socket, in runsc's order, letting
+installed extensions claim mounts.
+
+runsc's global flags it acts on: --log-fd and --debug-log-fd (where it logs),
+--debug, --host-uds, --host-fifo, --character-device-policy, --directfs and
+--fdlimit; --overlay2 reaches it through --gofer-mount-confs. It logs that it
+ignores the others."""
+
+
+class Usage(Exception):
+    """A command line runsc would refuse (exit 2)."""
 
 
 class Fatal(Exception):
-    """Stops the gofer with a one-line reason."""
+    """Stops the gofer with a one-line reason (exit 128)."""
 
 
-def go_bool(text):
-    if text.lower() in ("1", "t", "true"):
-        return True
-    if text.lower() in ("0", "f", "false"):
-        return False
-    raise argparse.ArgumentTypeError("not a boolean: %r" % text)
+def _seccomp_mode(text):
+    from gofer import seccomp           # only when --seccomp is given a value
+    return seccomp.parse_mode(text)
 
 
-def _normalize(args):
-    """Go's flag package takes -name as well as --name."""
-    return ["-" + a if a.startswith("-") and not a.startswith("--") and len(a) > 2 else a
-            for a in args]
+def _fds(text):
+    """An FD list flag's value: comma-separated FDs (runsc's IntFlags)."""
+    return [goflag.parse_int(v) for v in text.split(",") if v]
 
 
-def parse_globals(args):
-    """runsc's global flags (before "gofer"): {name: value}."""
-    out = {}
-    for a in _normalize(args):
-        if not a.startswith("--"):
-            raise Fatal("unexpected argument before 'gofer': %r" % a)
-        name, eq, value = a[2:].partition("=")
-        out[name] = value if eq else "true"
-    return out
-
-
-def build_parser(exts):
-    p = argparse.ArgumentParser(prog="gofer gofer", description="Drop-in for `runsc gofer`.")
-    flag = p.add_argument
-    flag("container_id", metavar="CONTAINER_ID")
-    flag("--bundle", default="", help="the bundle directory")
+def build_flags(exts):
+    """runsc gofer's flags (runsc/cmd/gofer.go), gofer's own, the extensions'."""
+    fs = goflag.FlagSet("gofer gofer", description=DESCRIPTION)
+    flag = fs.add_argument
+    flag("--bundle", default="", help="the bundle directory (required, or --spec-fd)")
     flag("--spec-fd", type=int, default=-1, help="FD of the OCI spec (config.json)")
-    flag("--mounts-fd", type=int, default=-1, help="FD the resolved mounts are written to")
-    flag("--io-fds", action="append", default=[],
-         help="LISAFS sockets: the root first, then each served mount (repeatable, or comma-separated)")
+    flag("--mounts-fd", type=int, default=-1,
+         help="FD to which the mounts, their destinations resolved, are written")
+    flag("--io-fds", type=_fds, action="append", metavar="FDS",
+         help="LISAFS sockets: the root first, then each served mount in the spec's order "
+              "(repeatable, or comma-separated)")
     flag("--dev-io-fd", type=int, default=-1, help="LISAFS socket for /dev")
-    flag("--gofer-mount-confs", action="append", default=[], help="lower:upper[:size=N] per mount")
-    for name in ("apply-caps", "setup-root"):
-        flag("--" + name, type=go_bool, nargs="?", const=True, default=True)
-    for name in ("sync-chroot-fd", "sync-userns-fd", "uid", "gid") + tuple(
-            f.replace("_", "-") for f in INERT_FLAGS):
-        flag("--" + name, type=int, default=-1 if name not in ("uid", "gid") else 0)
-    flag("--extension", action="append", default=None, metavar="NAME",
-         help="load only these installed extensions (default: all)")
-    flag("--seccomp", type=go_bool, nargs="?", const=True, default=True,
-         help="install the seccomp filter (default true; false only to debug)")
-    flag("--seccomp-log", action="store_true",
-         help="log syscalls outside the allowlist instead of killing the gofer")
+    flag("--gofer-mount-confs", action="append", metavar="CONFS",
+         help="lower:upper[:size=N] for the root, then each mount (repeatable, or "
+              "comma-separated)")
+    flag("--apply-caps", type=bool, default=True, help="keep only the gofer's capabilities")
+    flag("--setup-root", type=bool, default=True,
+         help="serve from a new root holding only the container's mounts (pivot_root)")
+    flag("--sync-chroot-fd", type=int, default=-1, help="wait for EOF on this FD before setup")
+    flag("--sync-userns-fd", type=int, default=-1,
+         help="wait for EOF on this FD, then switch to --uid and --gid (rootless)")
+    flag("--uid", type=int, default=0, help="user ID to switch to after --sync-userns-fd")
+    flag("--gid", type=int, default=0, help="group ID to switch to after --sync-userns-fd")
+    for name in INERT_FLAGS:
+        flag("--" + name.replace("_", "-"), type=int, default=-1,
+             help="accepted, without effect here (no urpc, no profiling)")
+    flag("--extension", action="append", metavar="NAMES",
+         help="load only these installed extensions, comma-separated (default: all)")
+    flag("--seccomp", type=_seccomp_mode, nargs="?", const="kill", default="kill",
+         metavar="MODE",
+         help="kill (a syscall outside the allowlist kills the gofer), log (it is logged and "
+              "fails with ENOSYS) or off (only to debug); --seccomp and --seccomp=true mean "
+              "kill, --seccomp=false off")
+    cli.add_log_flags(fs)
+    flag("--version", action="store_true", help="print gofer's version and exit")
     for e in exts:
-        e.add_flags(p)
-    return p
+        try:
+            e.add_flags(fs)
+        except Exception as err:
+            raise extension.ExtensionError("extension %s: add_flags: %s: %s" % (
+                e.name, type(err).__name__, err)) from err
+    return fs
 
 
-def _setup_logging(g):
-    """Logs to the FDs runsc hands over (--log-fd, and --debug-log-fd under
-    --debug; runsc points the gofer's stderr at /dev/null), else stderr."""
-    fds = [int(g[k]) for k in ("log-fd", "debug-log-fd") if int(g.get(k) or -1) >= 0]
-    streams = [os.fdopen(fd, "w", buffering=1) for fd in dict.fromkeys(fds)] or [sys.stderr]
-    level = logging.DEBUG if go_bool(g.get("debug", "false")) else logging.INFO
-    logging.basicConfig(level=level, force=True, handlers=[logging.StreamHandler(s) for s in streams],
-                        format="gofer[%(process)d]: %(levelname)s: %(message)s")
+def _named_extensions(args):
+    """The --extension names (None if not given). Read before the flags are
+    parsed: which extensions load decides which flags exist."""
+    names = None
+    for i, a in enumerate(args):
+        name, eq, value = a[2 if a.startswith("--") else 1:].partition("=")
+        if a.startswith("-") and name == "extension":
+            value = value if eq else (args[i + 1] if i + 1 < len(args) else "")
+            names = (names or []) + [n for n in value.split(",") if n]
+    return names
 
 
-def main(global_args, args):
+def _global(g, name, parse, default):
+    """A runsc global flag gofer acts on, parsed (runsc parsed it so too)."""
+    value = g.runsc.get(name, default)
+    if not isinstance(value, str):          # a boolean flag, already parsed
+        return value
     try:
-        return run(global_args, args)
+        return parse(value)
+    except ValueError as e:
+        raise Usage("invalid value %r for --%s: %s" % (value, name, e)) from None
+
+
+def _log_streams(g):
+    """The FDs runsc hands over for logs (--log-fd, and --debug-log-fd under
+    --debug): runsc points the gofer's stderr at /dev/null."""
+    fds = [_global(g, k, goflag.parse_int, "-1") for k in ("log-fd", "debug-log-fd")]
+    return [os.fdopen(fd, "w", buffering=1) for fd in dict.fromkeys(fds) if fd >= 0]
+
+
+def main(g, args):
+    """`gofer gofer`: `g` are the global flags (gofer.cli.parse_globals),
+    `args` what follows "gofer". An error is one line: on runsc's log FDs
+    when it gave some (the gofer's stderr is /dev/null under runsc), else
+    on stderr."""
+    streams = []
+    try:
+        streams = _log_streams(g)
+        cli.setup_logging(cli.log_level(g, default="info"), streams)
+        return run(g, args, streams)
+    except Usage as e:
+        _report(streams, "error", "%s (see gofer gofer --help)" % e)
+        return EXIT_USAGE
     except (Fatal, specmod.SpecError, extension.ExtensionError) as e:
-        # stderr is /dev/null under runsc: the log FD carries the reason.
-        print("gofer: fatal: %s" % e, file=sys.stderr)
-        log.error("fatal: %s", e)
+        _report(streams, "fatal", e)
         return EXIT_FATAL
     except Exception:
         log.exception("fatal: unexpected error")
         return EXIT_FATAL
 
 
-def run(global_args, args):
-    g = parse_globals(global_args)
-    _setup_logging(g)
-    ignored = sorted(set(g) - HONOURED_GLOBALS)
+def _report(streams, kind, message):
+    if streams:
+        log.error("%s: %s", kind, message)
+    else:
+        print("gofer: %s: %s" % (kind, message), file=sys.stderr)
+
+
+def run(g, args, log_streams):
+    fdlimit = _global(g, "fdlimit", goflag.parse_int, "-1")
+    ignored = sorted(set(g.runsc) - HONOURED_GLOBALS)
     if ignored:
         log.warning("ignoring runsc flags this gofer does not implement: %s",
                     " ".join("--" + n for n in ignored))
-    args = _normalize(args)
-    names = None
-    for i, a in enumerate(args):           # --extension picks which flags exist
-        if a.startswith("--extension"):
-            value = a.partition("=")[2] or (args[i + 1] if i + 1 < len(args) else "")
-            names = (names or []) + [n for n in value.split(",") if n]
-    exts = extension.load_entry_points(names)
-    opts = build_parser(exts).parse_args(args)
+    exts = extension.load_entry_points(_named_extensions(args))
+    fs = build_flags(exts)
+    try:
+        opts, rest = fs.parse(args)
+    except goflag.FlagError as e:
+        raise Usage(e) from None
+    except goflag.HelpRequested:
+        print(fs.usage(SYNOPSIS), end="")
+        return 0
+    if opts.version:
+        print("gofer " + cli.__version__)
+        return 0
+    if opts.log_level or opts.debug:
+        cli.setup_logging(cli.log_level(g, opts, default="info"), log_streams)
+    if len(rest) != 1:
+        raise Usage("gofer gofer takes one CONTAINER_ID after its flags, not %d arguments%s" % (
+            len(rest), ": " + " ".join(rest) if rest else ""))
+    opts.container_id = rest[0]
     inert = [f for f in INERT_FLAGS if getattr(opts, f) >= 0]
     if inert:
         log.warning("accepted without effect: %s", " ".join(
@@ -133,10 +200,10 @@ def run(global_args, args):
 
     # The spec, and which socket serves what.
     if opts.spec_fd < 0 and not opts.bundle:
-        raise Fatal("--spec-fd or --bundle is required")
-    io_fds = [int(v) for value in opts.io_fds for v in value.split(",") if v]
+        raise Usage("--spec-fd or --bundle is required")
+    io_fds = [fd for value in opts.io_fds for fd in value]
     if not io_fds and opts.dev_io_fd < 0:
-        raise Fatal("no --io-fds given")
+        raise Usage("no --io-fds given")
     spec = specmod.load(opts.spec_fd, opts.bundle or None)
     plan = specmod.serving_plan(spec, io_fds, specmod.parse_mount_confs(opts.gofer_mount_confs))
     for c in plan:
@@ -152,13 +219,14 @@ def run(global_args, args):
 
     # Everything the filter needs is loaded now, while the host is in reach;
     # the filter itself goes on last, right before serving.
-    host_uds = g.get("host-uds", "none")
+    host_uds = g.runsc.get("host-uds", "none")
     uds_open = host_uds in ("open", "all")
     load_filter = None
-    if opts.seccomp or opts.seccomp_log:
+    if opts.seccomp != "off":
         from gofer import seccomp
         try:
-            load_filter = seccomp.prepare(seccomp.extension_rules(exts), log=opts.seccomp_log,
+            load_filter = seccomp.prepare(seccomp.extension_rules(exts),
+                                          log=opts.seccomp == "log",
                                           host_uds_open=uds_open,
                                           host_uds_create=host_uds in ("create", "all"))
         except (ValueError, OSError) as e:
@@ -207,8 +275,8 @@ def run(global_args, args):
             sandbox.apply_caps(caps, last_cap)
         except OSError as e:
             raise Fatal("applying capabilities: %s" % e) from None
-    if g.get("fdlimit", "-1") not in ("", "-1"):
-        warning = sandbox.set_fd_limit(int(g["fdlimit"]))
+    if fdlimit > -1:
+        warning = sandbox.set_fd_limit(fdlimit)
         if warning:
             log.warning("--fdlimit: %s", warning)
     else:
@@ -216,9 +284,10 @@ def run(global_args, args):
 
     # Every connection: an extension's claim, or the stock backend.
     stock_opts = dict(set_attr_on_deleted=True, allocate_on_deleted=True, open_on_deleted=True)
-    backend = dict(host_uds=host_uds, host_fifo=g.get("host-fifo", "none"),
-                   character_device_policy=g.get("character-device-policy", "emulated-only"),
-                   donate_mount_fd=go_bool(g.get("directfs", "true")))   # runsc's default
+    backend = dict(host_uds=host_uds, host_fifo=g.runsc.get("host-fifo", "none"),
+                   character_device_policy=g.runsc.get("character-device-policy",
+                                                       "emulated-only"),
+                   donate_mount_fd=g.runsc.get("directfs", True))        # runsc's default
     conns = []
     for c in plan:
         claimed = extension.claim(spec, c.mount, c.mount_path, c.readonly, exts)

@@ -606,14 +606,29 @@ HOST_UDS = {"none": (False, False), "open": (True, False), "create": (False, Tru
             "all": (True, True)}
 
 
+MODES = ("off", "log", "kill")
+
+
+def parse_mode(text):
+    """The value of ``--seccomp``: off, log or kill. A Go boolean is taken
+    too, as `gofer gofer` is a Go-style command: true is kill, false off."""
+    if text in MODES:
+        return text
+    from gofer.goflag import parse_bool
+    try:
+        return "kill" if parse_bool(text) else "off"
+    except ValueError:
+        raise ValueError("%r is not a seccomp mode: off, log or kill" % text) from None
+
+
 def install_for_serve(args):
-    """`gofer serve --seccomp/--seccomp-log`: installs the filter with the
+    """`gofer serve --seccomp=log|kill`: installs the filter with the
     registered extensions' rules and the --host-uds policy. Called right
     before the accept loop, once everything is imported and the listener is
-    made. Does nothing without either flag."""
-    log_mode = getattr(args, "seccomp_log", False)
-    if not (getattr(args, "seccomp", False) or log_mode):
+    made. Does nothing under --seccomp=off."""
+    mode = getattr(args, "seccomp", "off")
+    if mode == "off":
         return None
     uds_open, uds_create = HOST_UDS.get(getattr(args, "host_uds", "none"), (False, False))
-    return install(extension_rules(), log=log_mode, host_uds_open=uds_open,
+    return install(extension_rules(), log=mode == "log", host_uds_open=uds_open,
                    host_uds_create=uds_create)

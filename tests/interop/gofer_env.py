@@ -76,7 +76,8 @@ class ServerPool:
         # Our servers run under the seccomp filter (kill mode), as in production:
         # a syscall the allowlist misses ends the server and fails the test.
         if kind == "gofer":
-            argv = [sys.executable, "-m", "gofer", "serve", base, "--socket", sock, "--seccomp"]
+            argv = [sys.executable, "-m", "gofer", "serve", base, "--socket", sock,
+                    "--seccomp=kill"]
             argv += ["--readonly"] * readonly
             argv += ["--host-uds", host_uds] if host_uds else []
             argv += ["--host-fifo", host_fifo] if host_fifo else []
@@ -87,7 +88,7 @@ class ServerPool:
             argv += ["-host-fifo", host_fifo] if host_fifo else []
         elif kind == "memfs":
             argv = [sys.executable, "-m", "gofer", "serve", "--extension", "memfs",
-                    "--socket", sock, "--seccomp"] + ["--readonly"] * readonly
+                    "--socket", sock, "--seccomp=kill"] + ["--readonly"] * readonly
         else:
             raise ValueError(kind)
         return argv

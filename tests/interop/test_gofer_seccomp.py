@@ -18,7 +18,7 @@ AT_REMOVEDIR = 0x200
 RENAME_EXCHANGE = 2
 
 
-@pytest.mark.parametrize("flag", ["--seccomp", "--seccomp-log"])
+@pytest.mark.parametrize("flag", ["--seccomp=kill", "--seccomp=log"])
 def test_go_client_under_seccomp(start_server, go_client, sock_dir, transport, flag):
     root = sock_dir / "root"
     root.mkdir()
