@@ -161,6 +161,11 @@ def test_a_gofer_gofer_failure_is_said_once(tmp_path):
     assert len(fatal) == 1 and "ERROR: fatal: cannot read" in fatal[0], log
 
 
+def test_a_log_fd_that_is_not_open_is_said_on_stderr():
+    r = gofer("--log-fd=99", "gofer", "--bundle", "B", "--io-fds=0", "c")
+    assert r.returncode == 128 and r.stderr == "gofer: fatal: --log-fd=99: Bad file descriptor\n"
+
+
 @pytest.mark.parametrize("args", [["--version"], ["serve", "--version"],
                                   ["gofer", "--version"], ["-version"]])
 def test_version_before_or_after_the_command(args):

@@ -20,7 +20,7 @@ def flags(**kw):
 
 def parse(args, **kw):
     ns, rest = flags(**kw).parse(args)
-    return {k: v for k, v in vars(ns).items() if k != "unknown"}, rest
+    return vars(ns), rest
 
 
 def test_every_spelling_go_takes():

@@ -131,7 +131,8 @@ class FlagSet:
         ns = Namespace()
         for f in self._flags:
             setattr(ns, f.dest, list(f.default) if f.append else f.default)
-        ns.unknown = {}
+        if self.keep_unknown:
+            ns.unknown = {}
         seen = set()
         args = list(args)
         while args:

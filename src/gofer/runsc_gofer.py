@@ -137,8 +137,15 @@ def _global(g, name, parse, default):
 def _log_streams(g):
     """The FDs runsc hands over for logs (--log-fd, and --debug-log-fd under
     --debug): runsc points the gofer's stderr at /dev/null."""
-    fds = [_global(g, k, goflag.parse_int, "-1") for k in ("log-fd", "debug-log-fd")]
-    return [os.fdopen(fd, "w", buffering=1) for fd in dict.fromkeys(fds) if fd >= 0]
+    streams = []
+    for name in ("log-fd", "debug-log-fd"):
+        fd = _global(g, name, goflag.parse_int, "-1")
+        if fd >= 0 and fd not in (s.fileno() for s in streams):
+            try:
+                streams.append(os.fdopen(fd, "w", buffering=1))
+            except OSError as e:
+                raise Fatal("--%s=%d: %s" % (name, fd, e.strerror)) from None
+    return streams
 
 
 def main(g, args):
