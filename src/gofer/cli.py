@@ -23,6 +23,7 @@ import signal
 import socket
 import stat
 import sys
+import threading
 
 from gofer import __version__, goflag, runsc_flags
 
@@ -188,6 +189,11 @@ def _seccomp(args):
         raise UsageError("seccomp: %s" % e) from None
 
 
+def _stop_on_signal(listener, signals):
+    signal.sigwait(signals)
+    listener.shutdown(socket.SHUT_RDWR)
+
+
 def cmd_serve(global_flags, argv):
     parser = build_parser()
     # An unknown flag is named first, then what is missing (argparse's order
@@ -211,9 +217,15 @@ def cmd_serve(global_flags, argv):
     # with gVisor's gofer (the socket above is made already).
     os.umask(0)
     service = Service(Server())
-    # SIGTERM stops the server the same way as Ctrl-C (set before we say we
-    # are serving: a launcher may stop us as soon as it reads that line).
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # SIGTERM and Ctrl-C stop the server (ready before we say we are serving:
+    # a launcher may stop us as soon as it reads that line). A thread waits
+    # for them and shuts the listener down, which ends the accept loop; a
+    # Python-level handler would not run until an accept() begun just after
+    # the signal had returned.
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)       # inherited by every later thread
+    threading.Thread(target=_stop_on_signal, args=(listener, stop), daemon=True,
+                     name="gofer-signals").start()
     try:
         _seccomp(args)
         print("gofer: serving %s on %s (mode %04o)%s" % (
@@ -221,8 +233,6 @@ def cmd_serve(global_flags, argv):
             file=sys.stderr, flush=True)
         service.serve_listener(listener, backend,
                                None if args.allow_uid is None else frozenset(args.allow_uid))
-    except KeyboardInterrupt:
-        pass
     finally:
         listener.close()
         try:
