@@ -1,6 +1,7 @@
 """Extensions: registration, gVisor's per-mount dispatch, the in-memory
 example through the Python client, and misbehaving extensions."""
 import errno
+import fcntl
 import logging
 import os
 import socket
@@ -146,7 +147,10 @@ def test_memfs_through_the_client(connect_impl):
     root = c.root.control_fd
     r, fds = c.call_fds(w.OPEN_CREATE_AT, dir_fd=root, uid=1, gid=2, mode=0o640, flags=os.O_RDWR,
                         name=b"f")
-    assert fds == [] and r["child"].stat.mode == 0o100640 and r["child"].stat.uid == 1
+    assert r["child"].stat.mode == 0o100640 and r["child"].stat.uid == 1
+    (memfd,) = fds                                  # the file's memfd, read-write
+    assert fcntl.fcntl(memfd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDWR
+    os.close(memfd)
     assert c.pwrite(r["new_fd"], 3, b"abc") == 3
     assert c.pread(r["new_fd"], 0, 10) == b"\0\0\0abc"
     c.call(w.MKDIR_AT, dir_fd=root, uid=0, gid=0, mode=0o755, name=b"dir")

@@ -4,3 +4,4 @@ from gofer._server import (  # noqa: F401
     BoundSocketFDImpl, Connection, ConnectionImpl, ConnectionOpts, ControlFDImpl,
     OpenFDImpl, Server)
 from gofer._wire import Dirent, Inode, ProtocolError, StatFS, Statx  # noqa: F401
+from gofer.fsgofer import reopen as reopen_fd  # noqa: F401

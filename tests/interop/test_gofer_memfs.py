@@ -2,7 +2,8 @@
 gVisor's Go client, over the socket and over channels: files, directories,
 symlinks, hard links, rename, getdents, xattrs, pread/pwrite, setstat.
 
-memfs has no host side, so each scenario checks what the client sees; the
+memfs keeps no host files (a regular file's bytes are in a memfd it donates
+on open), so each scenario checks what the client sees; the
 protocol-level answers (errnos, walk statuses, shapes) are also compared with
 gVisor's fsgofer serving the same tree from the host.
 """
@@ -40,8 +41,14 @@ def test_mount_and_supported(mem, transport):
 
 def test_files_read_write(mem):
     assert mem.read_file("file.bin") == FILE_BYTES
+    # The file's memfd is donated, and what the client writes through it is
+    # the file's content.
+    r = mem.call("open_create_at", fd=mem.top, name="h", flags=os.O_RDWR, mode=0o600,
+                 write_host=b"through the host FD")
+    assert r["host_flags"] & os.O_ACCMODE == os.O_RDWR and r["host_written"] == 19
+    assert mem.call("pread", fd=r["open_fd"], count=100)["data"] == b"through the host FD"
+    assert mem.fstat(r["inode"]["fd"])["size"] == 19
     r = mem.call("open_create_at", fd=mem.top, name="n", flags=os.O_RDWR, mode=0o640)
-    assert r["host_fd"] is False  # nothing to donate
     ino, ofd = r["inode"], r["open_fd"]
     assert stat.S_IMODE(ino["stat"]["mode"]) == 0o640 and ino["stat"]["size"] == 0
     data = os.urandom(3 * 1024 * 1024 + 5)  # over the max message size: chunked
@@ -57,8 +64,13 @@ def test_files_read_write(mem):
     t = mem.open("n", os.O_WRONLY | os.O_TRUNC)["open_fd"]
     assert mem.fstat(ino["fd"])["size"] == 0
     assert mem.errno("pread", fd=t, count=1) == errno.EBADF
-    ro = mem.open("n", os.O_RDONLY)["open_fd"]
+    r = mem.open("n", os.O_RDONLY)
+    ro = r["open_fd"]
     assert mem.errno("pwrite", fd=ro, data=b"x") == errno.EBADF
+    # A read-only open donates a read-only FD (a new open file description).
+    r = mem.call("open_at", fd=ino["fd"], flags=os.O_RDONLY, write_host=b"x", read_host=4)
+    assert r["host_flags"] & os.O_ACCMODE == os.O_RDONLY
+    assert r["host_write_errno"] == errno.EBADF and r["host_data"] == b""
     mem.call("allocate", fd=t, offset=0, length=5000)
     assert mem.fstat(ino["fd"])["size"] == 5000
     mem.call("sync", fd=t)

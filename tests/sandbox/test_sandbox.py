@@ -46,17 +46,13 @@ SECTIONS = ["root", "exercise /w|read-only /w", "exercise /mnt/rw", "exercise /m
             "exercise /mnt/mem", "read-only /mnt/ro", "concurrent writers in /mnt/rw",
             "big file", "exec", "exec /mnt/mem", "done"]
 
-MEMFS_EXEC_BUG = ("memfs (examples/memfs) opens files without a host FD; /mnt/mem is a "
-                  "shared mount (cache=remote_revalidating), where the sentry needs a host FD "
-                  "to mmap a file, so exec from memfs fails with ENODEV")
-
-
 # -- building a bundle and running it ------------------------------------------------
 
 def memfs_annotations(name, source, dest):
     """The spec that gives a bind mount to the memfs extension: memfs claims the
     destinations listed in dev.gofer.memfs.mounts; gVisor's mount hint turns
-    directfs off for it (memfs has no host FD to donate) and keeps it shared
+    directfs off for it (memfs has no host directory FD for the sentry to walk
+    from; it donates a memfd per opened file instead) and keeps it shared
     (exclusive access would make runsc overlay it with a host filestore)."""
     hint = "dev.gvisor.spec.mount.%s." % name
     return {"dev.gofer.memfs.mounts": dest, hint + "source": str(source),
@@ -267,8 +263,7 @@ def test_exec_from_rootfs_and_bind_mounts(scenario, gofer):
                   "exit-status": (3, [])}
 
 
-@pytest.mark.parametrize("gofer", [
-    "runsc", pytest.param("gofer", marks=pytest.mark.xfail(strict=True, reason=MEMFS_EXEC_BUG))])
+@pytest.mark.parametrize("gofer", GOFERS)
 def test_exec_from_memfs(scenario, gofer):
     st = {n: (rc, o) for n, rc, o in steps(scenario[gofer].section("exec /mnt/mem"))}
     assert st == {"copy-mem": (0, []), "exec-mem": (0, ["run from memfs"])}

@@ -1,18 +1,26 @@
 """gofer-memfs: an in-memory filesystem as a gofer extension.
 
+A regular file's bytes live in a memfd of its own, which `open` donates to
+the client (reopened with the client's access mode): the sentry then reads,
+writes and maps the file directly, which it needs to exec a program from a
+shared mount. The memfd keeps the file's size, atime and mtime; everything
+else is kept here. Each regular file holds one FD of the gofer, so the number
+of files is bounded by its RLIMIT_NOFILE (memfd_create answers EMFILE).
+
 Only storage lives here. The gofer core checks names, FD kinds, readonly and
 locking before any of these methods runs, and turns an OSError into its
 errno on the wire.
 """
 import errno
 import itertools
+import os
 import stat
 import time
 
 from gofer import _wire as wire
 from gofer.extension import Extension
 from gofer.lisafs import (ConnectionImpl, ConnectionOpts, ControlFDImpl, Dirent, OpenFDImpl,
-                          StatFS, Statx)
+                          StatFS, Statx, reopen_fd)
 
 S_IFMT = 0o170000
 NO_ID = 0xFFFFFFFF
@@ -35,17 +43,26 @@ class Inode:
         self.ino = next(fs.inos)
         self.mode = mode
         self.uid, self.gid = uid, gid
-        self.data = bytearray()
+        # The flags the gofer's seccomp filter allows memfd_create.
+        self.memfd = (os.memfd_create("memfs", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+                      if stat.S_ISREG(mode) else -1)
         self.children = {} if stat.S_ISDIR(mode) else None
         self.target = target
         self.xattrs = {}
         self.nlink = 2 if stat.S_ISDIR(mode) else 1
         self.atime = self.mtime = self.ctime = self.btime = _now()
 
+    def __del__(self):
+        if self.memfd >= 0:
+            os.close(self.memfd)
+
     def statx(self):
-        size = len(self.data) if self.children is None else 4096
-        if stat.S_ISLNK(self.mode):
-            size = len(self.target)
+        size = len(self.target) if stat.S_ISLNK(self.mode) else 4096
+        if self.memfd >= 0:
+            host = os.fstat(self.memfd)
+            size = host.st_size
+            self.atime, self.mtime = host.st_atime_ns, host.st_mtime_ns
+            self.ctime = max(self.ctime, host.st_ctime_ns)
         st = Statx(mask=wire.STATX_BASIC_STATS | wire.STATX_BTIME, blksize=4096, nlink=self.nlink,
                    uid=self.uid, gid=self.gid, mode=self.mode, ino=self.ino, size=size,
                    blocks=(size + 511) // 512, dev_major=0, dev_minor=self.fs.dev_minor)
@@ -59,6 +76,12 @@ class Inode:
         now = _now()
         for n in names:
             setattr(self, n, now)
+
+    def set_times(self, atime, mtime):
+        """Sets atime and mtime (nanoseconds); on a regular file, in its memfd."""
+        self.atime, self.mtime = atime, mtime
+        if self.memfd >= 0:
+            os.utime(self.memfd, ns=(atime, mtime))
 
 
 class MemFS:
@@ -103,14 +126,17 @@ class MemControlFD(ControlFDImpl):
         return MemControlFD(node), node.statx()
 
     def open(self, flags):
-        if flags & 0o1000 and self.inode.children is None:        # O_TRUNC
-            self.inode.data.clear()
-            self.inode.touch("mtime", "ctime")
-        return MemOpenFD(self.inode)
+        ofd = MemOpenFD(self.inode)
+        if self.inode.memfd < 0:
+            return ofd
+        if flags & os.O_TRUNC:
+            os.ftruncate(self.inode.memfd, 0)
+        return ofd, reopen_fd(self.inode.memfd, flags & os.O_ACCMODE)
 
     def open_create(self, mode, uid, gid, name, flags):
         child, st = self._new(name, stat.S_IFREG | (mode & 0o7777), uid, gid)
-        return child, st, MemOpenFD(child.inode), -1
+        memfd = child.inode.memfd
+        return child, st, MemOpenFD(child.inode), reopen_fd(memfd, flags & os.O_ACCMODE)
 
     def mkdir(self, mode, uid, gid, name):
         return self._new(name, stat.S_IFDIR | (mode & 0o7777), uid, gid)
@@ -183,15 +209,17 @@ class MemControlFD(ControlFDImpl):
         if mask & wire.STATX_GID:
             n.gid = gid
         if mask & wire.STATX_SIZE:
-            if n.children is not None:
+            if n.memfd < 0:
                 failed |= wire.STATX_SIZE
             else:
-                del n.data[size:]
-                n.data.extend(bytes(size - len(n.data)))
-        for bit, name, (sec, nsec) in ((wire.STATX_ATIME, "atime", atime),
-                                       (wire.STATX_MTIME, "mtime", mtime)):
+                os.ftruncate(n.memfd, size)
+        n.statx()                                           # the memfd's times
+        times = [n.atime, n.mtime]
+        for i, (bit, (sec, nsec)) in enumerate(((wire.STATX_ATIME, atime),
+                                                (wire.STATX_MTIME, mtime))):
             if mask & bit and nsec != wire.UTIME_OMIT:
-                setattr(n, name, _now() if nsec == wire.UTIME_NOW else sec * 10**9 + nsec)
+                times[i] = _now() if nsec == wire.UTIME_NOW else sec * 10**9 + nsec
+        n.set_times(*times)
         n.touch("ctime")
         return (failed, errno.EISDIR) if failed else None
 
@@ -229,24 +257,21 @@ class MemOpenFD(OpenFDImpl):
     def stat(self):
         return self.inode.statx()
 
+    def _memfd(self):
+        if self.inode.memfd < 0:
+            raise _err(errno.EISDIR)
+        return self.inode.memfd
+
     def read(self, offset, count):
-        self.inode.touch("atime")
-        return bytes(self.inode.data[offset:offset + count])
+        return os.pread(self._memfd(), count, offset)
 
     def write(self, offset, data):
-        d = self.inode.data
-        if offset > len(d):
-            d.extend(bytes(offset - len(d)))
-        d[offset:offset + len(data)] = data
-        self.inode.touch("mtime", "ctime")
-        return len(data)
+        return os.pwrite(self._memfd(), data, offset)
 
     def allocate(self, mode, offset, length):
         if mode:
             raise _err(errno.EOPNOTSUPP)
-        d = self.inode.data
-        if offset + length > len(d):
-            d.extend(bytes(offset + length - len(d)))
+        os.posix_fallocate(self._memfd(), offset, length)
 
     def getdents64(self, count, seek0):
         if seek0:

@@ -1,2 +1,2 @@
 """The stock backend: serves host directories like gVisor's fsgofer."""
-from gofer.fsgofer._host import HostConnection, use_fd_directory  # noqa: F401
+from gofer.fsgofer._host import HostConnection, reopen, use_fd_directory  # noqa: F401
