@@ -271,3 +271,15 @@ def test_gofer_serve_finds_the_extension_by_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "gofer", "serve", "--extension", "nope", "--socket",
                         sock], capture_output=True, text=True, timeout=30)
     assert r.returncode == 2 and "no installed extension named nope" in r.stderr
+
+
+@pytest.mark.parametrize("group", ["gofer.extensions", "console_scripts", "pytest11"])
+def test_entry_points_found_as_importlib_metadata_finds_them(group):
+    import importlib.metadata
+    want = {ep.name: ep.value for ep in importlib.metadata.entry_points(group=group)}
+    got = {name: ep.value for name, ep in extension.installed_entry_points(group).items()}
+    assert got == want
+    assert "gofer" in got or group != "console_scripts"     # the scan found something
+    if group == "gofer.extensions":
+        ours = extension.installed_entry_points(group)["memfs"]
+        assert ours.load() is importlib.metadata.entry_points(group=group)["memfs"].load()

@@ -7,7 +7,7 @@ LISAFS, then each bind mount with a LISAFS mount config in spec order.
 """
 import json
 import os
-from dataclasses import dataclass
+from collections import namedtuple
 
 
 class SpecError(Exception):
@@ -109,12 +109,9 @@ def is_readonly_mount(options):
     return "ro" in (options or [])
 
 
-@dataclass(frozen=True)
-class MountConf:
+class MountConf(namedtuple("MountConf", "lower upper size", defaults=("",))):
     """One --gofer-mount-confs entry: lower:upper[:size=N]."""
-    lower: str
-    upper: str
-    size: str = ""
+    __slots__ = ()
 
     LOWERS = ("none", "lisafs", "erofs")
     UPPERS = ("none", "memory", "self", "anon")
@@ -178,14 +175,19 @@ def resolve_in_root(root, dst, max_links=255):
     return "/" + "/".join(resolved)
 
 
-@dataclass
 class Connection:
     """One LISAFS connection the gofer serves."""
-    mount: dict              # the spec mount, or None for the root
-    mount_path: str          # absolute path in the sandbox
-    host_path: str           # what it serves on the host
-    readonly: bool
-    io_fd: int
+
+    def __init__(self, mount, mount_path, host_path, readonly, io_fd):
+        self.mount = mount              # the spec mount, or None for the root
+        self.mount_path = mount_path    # absolute path in the sandbox
+        self.host_path = host_path      # what it serves on the host
+        self.readonly = readonly
+        self.io_fd = io_fd
+
+    def __repr__(self):
+        return "Connection(%r, %r, %r, %r, %r)" % (
+            self.mount_path, self.host_path, self.readonly, self.io_fd, self.mount)
 
 
 def serving_plan(spec, io_fds, mount_confs):
