@@ -205,9 +205,11 @@ class Server:
         except (OSError, IndexError, ValueError):
             return None
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS"):
+        """Resident size now (VmRSS) or at its peak so far (VmHWM)."""
         try:
-            m = re.search(r"VmRSS:\s+(\d+)", Path("/proc/%d/status" % self.proc.pid).read_text())
+            m = re.search(r"%s:\s+(\d+)" % field,
+                          Path("/proc/%d/status" % self.proc.pid).read_text())
             return int(m.group(1))
         except (OSError, AttributeError):
             return None
@@ -230,8 +232,11 @@ class Server:
         self._log.close()
 
 
+# Placement -> (server taskset, driver taskset). "same": driver on the
+# servers' CPU; "split": on the other one, so every wake-up crosses vCPUs.
 PIN = {"none": ([], []), "same": (["taskset", "-c", "0"], ["taskset", "-c", "0"]),
        "split": (["taskset", "-c", "0"], ["taskset", "-c", "1"])}
+PLACEMENTS = {"none": ["none"], "same": ["same"], "split": ["split"], "both": ["same", "split"]}
 
 
 def run_loadgen(loadgen, server, workload, channels, prof, prepare=False, pin="none"):
@@ -258,6 +263,9 @@ def run_loadgen(loadgen, server, workload, channels, prof, prepare=False, pin="n
         # tick resolution: how many CPUs the server kept busy while driven.
         res["server_cpu_s"] = round(cpu1 - cpu0, 3)
         res["server_cpu_per_sec"] = round((cpu1 - cpu0) / wall, 3)
+        # Per operation, warm-up (at most prof["warmup"] ops) and connection
+        # set-up included: a slight overestimate, the same for both servers.
+        res["server_cpu_us_per_op"] = round((cpu1 - cpu0) * 1e6 / (res["n"] + prof["warmup"]), 2)
     return res
 
 
@@ -407,6 +415,8 @@ def summarize(workload, rounds_by_server):
             if cpu:
                 # CPUs the server kept busy while driven (spinning shows up here).
                 s["server_cpus"] = statistics.median(cpu)
+                s["cpu_us_per_op"] = statistics.median(
+                    r["server_cpu_us_per_op"] for r in good if "server_cpu_us_per_op" in r)
         errs = [r["error"] for r in rounds if "error" in r]
         if errs:
             s["errors"] = errs[:3]
@@ -415,7 +425,8 @@ def summarize(workload, rounds_by_server):
 
 
 def ratios(workload, rounds_by_server):
-    """Per-round ratio vs "go" (time ours / time Go), then the median over rounds."""
+    """Per-round ratio vs "go" (time ours / time Go), then the median over rounds;
+    the same for server CPU per operation ("cpu_ratio")."""
     go = rounds_by_server.get("go", [])
     res = {}
     for name, rounds in rounds_by_server.items():
@@ -430,9 +441,13 @@ def ratios(workload, rounds_by_server):
                     per.append(b["ops_per_sec"] / a["ops_per_sec"])
             elif b["median_ns"]:
                 per.append(a["median_ns"] / b["median_ns"])
+        cpu = [a["server_cpu_us_per_op"] / b["server_cpu_us_per_op"] for a, b in zip(rounds, go)
+               if b.get("server_cpu_us_per_op") and "server_cpu_us_per_op" in a]
         if per:
             res[name] = {"ratio": statistics.median(per), "per_round": per,
                          "spread": rel_spread(per)}
+            if cpu:
+                res[name]["cpu_ratio"] = statistics.median(cpu)
             # Best round against best round: a noise-robust second opinion.
             ga = [r for r in rounds if "error" not in r]
             gb = [r for r in go if "error" not in r]
@@ -464,12 +479,15 @@ def fmt_ops(x):
 
 def table(result):
     rows = [("workload", "transport", "ours med", "ours p99", "ours ops/s", "Go med", "Go p99",
-             "Go ops/s", "ours/Go", "(best)", "memfs/Go", "(best)", "CPUs ours", "CPUs Go")]
+             "Go ops/s", "ours/Go", "(best)", "memfs/Go", "(best)", "CPU µs/op ours", "Go",
+             "ours/Go")]
     for w in result["workloads"]:
         s = w["servers"]
         o, g = s.get("ours", {}), s.get("go", {})
         r = w["ratio"]
-        rows.append((w["workload"], w["transport"], fmt_ns(o.get("median_ns")),
+        rows.append((w["workload"], w["transport"] + (
+                     "/" + w["placement"] if w.get("placement", "none") != "none" else ""),
+                     fmt_ns(o.get("median_ns")),
                      fmt_ns(o.get("p99_ns")), fmt_ops(o.get("ops_per_sec")),
                      fmt_ns(g.get("median_ns")), fmt_ns(g.get("p99_ns")),
                      fmt_ops(g.get("ops_per_sec")),
@@ -478,11 +496,18 @@ def table(result):
                      "%.2f" % r["memfs"]["ratio"] if "memfs" in r else "",
                      "%.2f" % r["memfs"]["ratio_best"] if "ratio_best" in r.get("memfs", {})
                      else "",
-                     "%.2f" % o["server_cpus"] if "server_cpus" in o else "",
-                     "%.2f" % g["server_cpus"] if "server_cpus" in g else ""))
+                     "%.1f" % o["cpu_us_per_op"] if "cpu_us_per_op" in o else "",
+                     "%.1f" % g["cpu_us_per_op"] if "cpu_us_per_op" in g else "",
+                     "%.2f" % r["ours"]["cpu_ratio"] if "cpu_ratio" in r.get("ours", {}) else ""))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    mem = result.get("server_memory_kib") or {}
+    if mem:
+        lines.append("")
+        for k, v in mem.items():
+            lines.append("memory %-6s after start %6s KiB, peak %6s KiB, per connection %6s KiB"
+                         % (k, v.get("start"), v.get("peak"), v.get("per_connection")))
     st = result.get("startup", {})
     if st:
         lines.append("")
@@ -524,9 +549,10 @@ def parser():
     p.add_argument("--no-sandbox", action="store_true",
                    help="skip the in-sandbox workloads (bench/sandbox.py: runsc containers "
                         "with runsc's gofer and ours; they need root, busybox-static and Go)")
-    p.add_argument("--pin", choices=["none", "same", "split"], default="none",
+    p.add_argument("--pin", choices=sorted(PLACEMENTS), default="none",
                    help="CPU placement (taskset): same = servers and driver on CPU 0, split = "
-                        "servers on CPU 0 and the driver on CPU 1; default: the scheduler's")
+                        "servers on CPU 0 and the driver on CPU 1, both = every workload in "
+                        "each of the two; default: the scheduler's")
     return p
 
 
@@ -559,7 +585,8 @@ def main(argv=None):
         make_fixture(fixture)
         fixture = os.path.realpath(fixture)
 
-        pin = PIN[args.pin][0]
+        placements = PLACEMENTS[args.pin]
+        pin = PIN[placements[0]][0]           # the servers' CPU is the same in every placement
         srv = {
             "ours": Server("ours", pin + [sys.executable, "-m", "gofer", "serve", fixture,
                                           "--socket", Path(tmp) / "ours.sock"],
@@ -574,6 +601,8 @@ def main(argv=None):
                                   Path(tmp) / "memfs.sock", tmp)
         for s in srv.values():
             servers.append(s.start())
+        time.sleep(0.2)
+        rss_start = {name: s.rss_kib() for name, s in srv.items()}
 
         raw = {}    # (workload, transport) -> server -> [round results]
         plan = []
@@ -581,24 +610,32 @@ def main(argv=None):
             for t in transports:
                 names = ["ours", "go"] + (["memfs"] if w in MEMFS_WORKLOADS and "memfs" in srv
                                           else [])
-                plan.append((w, t, names))
-        total = prof["rounds"] * sum(len(n) for _, _, n in plan)
+                for placement in placements:
+                    plan.append((w, t, placement, names))
+        total = prof["rounds"] * sum(len(p[-1]) for p in plan)
         done = 0
         for rnd in range(prof["rounds"]):
-            for w, t, names in plan:
+            for w, t, placement, names in plan:
                 # A B A B ...: rotate who goes first every round.
                 k = rnd % len(names)
                 for name in names[k:] + names[:k]:
                     r = run_loadgen(loadgen, srv[name], w, TRANSPORTS[t], prof,
-                                    prepare=(name == "memfs"), pin=args.pin)
+                                    prepare=(name == "memfs"), pin=placement)
                     r["round"] = rnd
-                    raw.setdefault((w, t), {}).setdefault(name, []).append(r)
+                    raw.setdefault((w, t, placement), {}).setdefault(name, []).append(r)
                     done += 1
                     if "error" in r:
                         log("  %s %s %s round %d: ERROR %s" % (name, w, t, rnd, r["error"][:300]))
             log("round %d/%d done (%d/%d runs, %.0fs)" % (rnd + 1, prof["rounds"], done, total,
                                                          time.time() - started))
-        rss = {name: s.rss_kib() for name, s in srv.items()}
+        # One connection at a time ran (with up to TRANSPORTS["channels"]
+        # channels and 1 MiB messages): the peak over the start is what the
+        # costliest connection took.
+        memory = {}
+        for name, s in srv.items():
+            start, peak = rss_start[name], s.rss_kib("VmHWM")
+            memory[name] = {"start": start, "peak": peak, "end": s.rss_kib(),
+                            "per_connection": peak - start if start and peak else None}
         load_end = list(os.getloadavg())
         for s in servers:
             s.stop()
@@ -628,16 +665,17 @@ def main(argv=None):
                            pin=args.pin),
             "machine": machine_info(),
             "servers": {k: SERVERS[k] for k in srv},
-            "server_rss_kib": rss,
+            "server_memory_kib": memory,
             "loadavg_end": load_end,
             "workloads": [],
             "startup": startup,
             "elapsed_s": None,
         }
-        for w, t, names in plan:
-            rb = raw[(w, t)]
+        for w, t, placement, names in plan:
+            rb = raw[(w, t, placement)]
             result["workloads"].append({
-                "workload": w, "transport": t, "key": "%s/%s" % (w, t),
+                "workload": w, "transport": t, "placement": placement,
+                "key": "%s/%s" % (w, t) + ("" if placement == "none" else "/" + placement),
                 "metric": "ops_per_sec" if w in THROUGHPUT_WORKLOADS else "median_ns",
                 "servers": summarize(w, rb),
                 "ratio": ratios(w, rb),

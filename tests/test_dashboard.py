@@ -200,14 +200,31 @@ def test_a_failed_startup_trial_is_a_miss(mod):
 
 
 def test_a_failed_round_is_a_miss(mod):
-    r = _result(0, 18000.0, "a" * 40)                    # fstat/socket 0.90: met
+    r = _result(0, 14000.0, "a" * 40)                    # fstat/socket 0.70: met
     w = next(w for w in r["workloads"] if w["key"] == "fstat/socket")
+    assert {t["what"]: t for t in mod.targets(r)}["ours fstat/socket"]["met"]
     w["servers"]["ours"]["rounds"].append({"error": "loadgen timed out", "round": 1})
     t = {t["what"]: t for t in mod.targets(r)}["ours fstat/socket"]
     assert not t["met"] and t["why"] == "1 of 2 rounds failed"
     del w["ratio"]["ours"]
     w["servers"]["ours"]["rounds"] = [{"error": "x"}]
     assert "ours fstat/socket" in {t["what"] for t in mod.targets(r) if not t["met"]}
+
+
+def test_cpu_per_op_and_memory_are_judged_and_shown(mod):
+    r = _result(0, 14000.0, "a" * 40)
+    w = next(w for w in r["workloads"] if w["key"] == "fstat/socket")
+    w["servers"]["ours"]["cpu_us_per_op"], w["servers"]["go"]["cpu_us_per_op"] = 12.0, 10.0
+    w["ratio"]["ours"]["cpu_ratio"] = 1.2
+    r["server_memory_kib"] = {"ours": {"start": 18000, "peak": 20048, "per_connection": 2048},
+                              "go": {"start": 5600, "peak": 7648, "per_connection": 2048}}
+    tg = {t["what"]: t for t in mod.targets(r)}
+    assert tg["ours fstat/socket"]["met"] and not tg["cpu ours fstat/socket"]["met"]
+    assert tg["memory per connection ours"]["ratio"] == 1.0 and tg[
+        "memory per connection ours"]["met"]
+    page = mod.render([dict(r, _file="x.json", _source="x")])
+    assert re.search(r'<td>12\.0 / 10\.0</td><td class="ratio miss">1\.20', page)
+    assert re.search(r'<table id="memory">.*?17\.6 MiB.*?2\.0 MiB', page)
 
 
 # ------------------------------------------------------------------ colours, versions, paths
