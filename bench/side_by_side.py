@@ -601,7 +601,6 @@ def main(argv=None):
                                   Path(tmp) / "memfs.sock", tmp)
         for s in srv.values():
             servers.append(s.start())
-        time.sleep(0.2)
         rss_start = {name: s.rss_kib() for name, s in srv.items()}
 
         raw = {}    # (workload, transport) -> server -> [round results]

@@ -130,10 +130,10 @@ def use_fd_directory(int fd):
     _fd_path_prefix = b""
 
 
-def reopen(int fd, int flags):
+cdef int reopen_fd(int fd, int flags) except -1:
     """A new open file description of the file open at `fd`, with `flags`
-    (O_CLOEXEC added), reached through this process's FD directory: how a
-    backend donates an FD whose access mode matches the client's open."""
+    (O_CLOEXEC added), through this process's FD directory: no path lookup,
+    so nothing can be swapped in between."""
     cdef bytes name = str(fd).encode()
     cdef const char* c_name = name
     cdef int nfd
@@ -142,6 +142,12 @@ def reopen(int fd, int flags):
     if nfd < 0:
         raise_errno(errno)
     return nfd
+
+
+def reopen(int fd, int flags):
+    """`reopen_fd` for backends: how one donates an FD whose access mode
+    matches the client's open."""
+    return reopen_fd(fd, flags)
 
 
 cdef inline int raise_errno(int err) except -1:
@@ -255,13 +261,8 @@ cdef class HostControlFD(ControlFDImpl):
         return ofd
 
     cdef int reopen(self, uint32_t flags) except -1:
-        """A new open file description of this file, through /proc/self/fd
-        (no path lookup, so nothing can be swapped in between)."""
-        cdef bytes proc_name = str(self.fd).encode()
-        cdef int fd = openat(proc_self_fd(), PyBytes_AS_STRING(proc_name), flags | O_CLOEXEC)
-        if fd < 0:
-            raise_errno(errno)
-        return fd
+        """A new open file description of this file (see `reopen_fd`)."""
+        return reopen_fd(self.fd, flags)
 
     cdef bytes proc_path(self):
         return _fd_path_prefix + str(self.fd).encode()
@@ -344,7 +345,7 @@ cdef class HostControlFD(ControlFDImpl):
         if fd < 0:
             raise_errno(errno)
         try:
-            pfd = self.reopen_fd(fd, O_PATH)
+            pfd = reopen_fd(fd, O_PATH)
             child, st = self.created(name, pfd, uid, gid, 0)
             ofd = HostOpenFD.__new__(HostOpenFD)
             (<HostOpenFD>ofd).fd = (<HostControlFD>child).reopen(flags)
@@ -357,13 +358,6 @@ cdef class HostControlFD(ControlFDImpl):
         if host_fd >= 0:
             donate_fd(host_fd)
         return child, st, ofd, host_fd
-
-    cdef int reopen_fd(self, int fd, int flags) except -1:
-        cdef bytes proc_name = str(fd).encode()
-        cdef int nfd = openat(proc_self_fd(), PyBytes_AS_STRING(proc_name), flags | O_CLOEXEC)
-        if nfd < 0:
-            raise_errno(errno)
-        return nfd
 
     def mkdir(self, mode, uid, gid, bytes name):
         os.mkdir(name, mode & 0o7777, dir_fd=self.fd)
