@@ -217,17 +217,18 @@ def cmd_serve(global_flags, argv):
     # with gVisor's gofer (the socket above is made already).
     os.umask(0)
     service = Service(Server())
-    # SIGTERM and Ctrl-C stop the server (ready before we say we are serving:
-    # a launcher may stop us as soon as it reads that line). A thread waits
-    # for them and shuts the listener down, which ends the accept loop; a
-    # Python-level handler would not run until an accept() begun just after
-    # the signal had returned.
+    # SIGTERM and Ctrl-C stop the server. A thread waits for them and shuts
+    # the listener down, which ends the accept loop; a Python-level handler
+    # would not run until an accept() begun just after the signal had
+    # returned. They are blocked from here on, so one sent before that thread
+    # reaches sigwait stays pending; the thread starts under the filter, so
+    # the filter's tests always see its sigwait.
     stop = {signal.SIGINT, signal.SIGTERM}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop)       # inherited by every later thread
-    threading.Thread(target=_stop_on_signal, args=(listener, stop), daemon=True,
-                     name="gofer-signals").start()
     try:
         _seccomp(args)
+        threading.Thread(target=_stop_on_signal, args=(listener, stop), daemon=True,
+                         name="gofer-signals").start()
         print("gofer: serving %s on %s (mode %04o)%s" % (
             what, args.socket, args.socket_mode, " (readonly)" if args.readonly else ""),
             file=sys.stderr, flush=True)
