@@ -47,8 +47,10 @@ def main(argv=None):
             errors.append(e)
 
     try:
-        Mix(server.socket, ".").cycle(100)      # warm up
-        before = proc_figures(server.pid)
+        fresh = proc_figures(server.pid)
+        (base / "root" / "warm").mkdir()
+        Mix(server.socket, "warm").cycle(1000, channels=2)     # first-use allocations
+        before = Mix.settle(server.pid, fresh)
         print("baseline: FDs %d, threads %d, RSS %d KiB" % before, flush=True)
         threads = [threading.Thread(target=client, args=(k,)) for k in range(args.clients)]
         start = time.monotonic()
