@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from security.rawclient import GoferServer, Raw
+from security.rawclient import GoferServer, Raw, u64
 from gofer import _wire as w
 
 SECRET = b"host secret, never to be read through the gofer\n"
@@ -56,8 +56,8 @@ class World:
     """A fresh subtree mount/tN of the served directory:
 
     file, dir/inner, empty/, link -> file, escape -> <outside> (absolute),
-    up -> ../../outside (relative), dangling -> <outside>/new, hole (a host
-    Unix socket), and `names` to walk to tN from the mount root.
+    up -> ../../outside (relative), dangling -> <outside>/new and hole (a
+    host Unix socket, listening).
     """
 
     def __init__(self, served):
@@ -94,7 +94,7 @@ class World:
         assert self.server.alive(), self.server.log()
         with Raw(self.served.server.socket) as c:        # another client is served
             root = c.mount()
-            a = c.rpc(w.FSTAT, struct_u64(root))
+            a = c.rpc(w.FSTAT, u64(root))
             assert a.mid == w.FSTAT, a
             assert w.decode_response(w.FSTAT, a.body)["stat"].ino == os.stat(self.served.mount).st_ino
         assert snapshot(self.served.outside) == self.outside_before
@@ -105,10 +105,6 @@ class World:
         for c in self.conns:
             c.close()
         self.hole.close()
-
-
-def struct_u64(x):
-    return x.to_bytes(8, "little")
 
 
 @pytest.fixture(scope="module")

@@ -131,17 +131,14 @@ class Raw:
         return a.fields()
 
     def mount(self):
-        mid, body, fds = self.recv_after(w.MOUNT)
+        self.send(w.MOUNT)
+        mid, body, fds = self.recv(2)
         for fd in fds:
             os.close(fd)
         assert mid == w.MOUNT, (mid, body)
         r = w.decode_response(w.MOUNT, body)
         self.root, self.supported = r["root"].control_fd, set(r["supported"])
         return self.root
-
-    def recv_after(self, mid, payload=b""):
-        self.send(mid, payload)
-        return self.recv(2)
 
     def walk(self, dir_fd, *names):
         """FDIDs of the walked components (all must exist)."""
