@@ -264,6 +264,27 @@ def test_serve_under_the_filter_serves_every_rpc(short_tmp, flag):
     live.close()
 
 
+def test_connect_with_creds_without_host_uds_is_eperm_not_sigsys(short_tmp):
+    """Regression (found by tests/security): ConnectWithCreds read and
+    switched the thread's ids before checking --host-uds, calls the filter
+    only allows with host UDS open; one request killed the gofer."""
+    root = make_tree(short_tmp)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(os.path.join(root, "hole"))
+    srv = Served(short_tmp, root, "--seccomp=kill")
+    try:
+        with Client.connect(srv.sock) as c:
+            _, [hole] = c.walk(c.root.control_fd, [b"hole"])
+            for uid in (0, 1000):
+                assert errno_of(c.call, w.CONNECT_WITH_CREDS, fd=hole.control_fd, sock_type=1,
+                                uid=uid, gid=uid) == errno.EPERM
+            assert c.fstat(c.root.control_fd)
+    finally:
+        rc = srv.stop()
+        listener.close()
+    assert rc == 0, srv.stderr()
+
+
 def test_serve_stops_on_ctrl_c_under_the_filter(short_tmp):
     root = make_tree(short_tmp)
     srv = Served(short_tmp, root, "--seccomp")

@@ -395,11 +395,14 @@ cdef class HostControlFD(ControlFDImpl):
     def readlink(self):
         return os.readlink(b"", dir_fd=self.fd)
 
-    def connect(self, sock_type):
+    cdef check_connect(self, sock_type):
         if not self.conn.uds_open:
             raise_errno(E.EPERM)
         if sock_type not in (socket.SOCK_STREAM, socket.SOCK_DGRAM, socket.SOCK_SEQPACKET):
             raise_errno(E.ENXIO)
+
+    def connect(self, sock_type):
+        self.check_connect(sock_type)
         s = socket.socket(socket.AF_UNIX, sock_type | socket.SOCK_CLOEXEC)
         try:
             s.connect(self.proc_path())      # the socket file itself, not a path
@@ -411,7 +414,10 @@ cdef class HostControlFD(ControlFDImpl):
     def connect_with_creds(self, sock_type, uint32_t uid, uint32_t gid):
         # The host checks the socket's permissions as the sandbox's user: this
         # thread alone (raw syscalls; glibc would switch every thread) takes
-        # its euid/egid for the connect, as gVisor's fsgofer does.
+        # its euid/egid for the connect, as gVisor's fsgofer does. Refused
+        # before any of that: without host UDS the seccomp filter allows
+        # neither the get*id nor the setre*id calls, which would kill the gofer.
+        self.check_connect(sock_type)
         cdef unsigned ruid = os.getuid(), euid = os.geteuid()
         cdef unsigned rgid = os.getgid(), egid = os.getegid()
         cdef long nothing = -1
