@@ -1243,9 +1243,8 @@ cdef class Connection:
                     res = d.impl.bind_at(q["sock_type"], q["name"], q["mode"], q["uid"], q["gid"])
                 if mid == _wire.OPEN_CREATE_AT or mid == _wire.BIND_AT:
                     # (child ControlFDImpl, Statx, open/bound impl, host FD)
-                    child, stx, extra, host_fd = res
-                    if host_fd is None:
-                        host_fd = -1
+                    child, stx, extra, fd = res
+                    host_fd = -1 if fd is None else fd
                     if host_fd >= 0:
                         o.fds[0] = host_fd
                         o.nfds = 1
