@@ -858,8 +858,8 @@ cdef class Connection:
             try:
                 res = self.impl.mount()
                 if isinstance(res, tuple):      # (root, host_fd or None)
-                    res, fd = res
-                    host_fd = -1 if fd is None else fd
+                    res, donated = res
+                    host_fd = -1 if donated is None else donated
                 if not isinstance(res, ControlFDImpl):
                     raise TypeError("mount() must return a ControlFDImpl")
                 (<ControlFDImpl>res).c_stat(&st)
