@@ -13,7 +13,7 @@ plain-tuple shapes are still accepted.
 """
 import enum
 import sys
-from typing import NamedTuple, Optional
+from collections import namedtuple
 
 from gofer import _wire
 from gofer._server import (  # noqa: F401
@@ -50,49 +50,23 @@ AT_REMOVEDIR = 0x200                              # unlink() flag (unlinkat(2))
 XATTR_CREATE, XATTR_REPLACE = 1, 2                # set_xattr() flags (setxattr(2))
 
 
-class Child(NamedTuple):
-    """A file reached or made: what walk, mkdir, mknod, symlink and link return."""
-    impl: ControlFDImpl
-    stat: Statx
-
-
-class OpenResult(NamedTuple):
-    """What open() returns: the open file, and optionally a host FD to donate
-    (the server owns it from then on and prepares it: non-blocking,
-    close-on-exec)."""
-    impl: OpenFDImpl
-    host_fd: Optional[int] = None
-
-
-class MountResult(NamedTuple):
-    """What ConnectionImpl.mount() returns: the root, and optionally a host FD
-    of the mount point to donate."""
-    root: ControlFDImpl
-    host_fd: Optional[int] = None
-
-
-class CreateResult(NamedTuple):
-    """What open_create() returns: the new file, its attributes, the open
-    file, and optionally a host FD to donate."""
-    impl: ControlFDImpl
-    stat: Statx
-    open: OpenFDImpl
-    host_fd: Optional[int] = None
-
-
-class BindResult(NamedTuple):
-    """What bind_at() returns: the socket file, its attributes, the bound
-    socket and its host FD (required: the client listens on it)."""
-    impl: ControlFDImpl
-    stat: Statx
-    bound: BoundSocketFDImpl
-    host_fd: int
-
-
-class SetStatResult(NamedTuple):
-    """A partial set_stat() failure: the mask bits not applied and why."""
-    failed_mask: int
-    errno: int
+# The result types: named tuples (typed in lisafs.pyi), so that the plain
+# tuples of earlier versions keep working; collections' rather than typing's
+# to keep typing off the gofer's start-up path.
+Child = namedtuple("Child", "impl stat")
+Child.__doc__ = "A file reached or made: what walk, mkdir, mknod, symlink and link return."
+OpenResult = namedtuple("OpenResult", "impl host_fd", defaults=(None,))
+OpenResult.__doc__ = """What open() returns: the open file, and optionally a host FD to
+donate (the server owns it from then on and prepares it: non-blocking,
+close-on-exec)."""
+MountResult = namedtuple("MountResult", "root host_fd", defaults=(None,))
+MountResult.__doc__ = "What mount() returns: the root, and optionally a host FD of it."
+CreateResult = namedtuple("CreateResult", "impl stat open host_fd", defaults=(None,))
+CreateResult.__doc__ = "What open_create() returns: the new file, its Statx, the open file, a host FD."
+BindResult = namedtuple("BindResult", "impl stat bound host_fd")
+BindResult.__doc__ = "What bind_at() returns; the bound socket's host FD is required."
+SetStatResult = namedtuple("SetStatResult", "failed_mask errno")
+SetStatResult.__doc__ = "A partial set_stat() failure: the mask bits not applied, and why."
 
 
 # Which base-class methods serve which messages (for implemented_messages).
