@@ -22,7 +22,7 @@ from libc.string cimport memcpy, memchr, memset
 from posix.unistd cimport close, dup
 
 from gofer._wire cimport (
-    Reader, Writer, Statx, lisafs_statx, lisafs_inode,
+    Reader, Writer, Statx, lisafs_statx, lisafs_inode, statx_from_c,
     r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
     w_reserve, w_u8, w_u16, w_u32, w_u64, w_str,
     lisafs_ld16, lisafs_ld32, lisafs_st16, lisafs_st32, lisafs_st64)
@@ -71,6 +71,7 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef extern from "<fcntl.h>" nogil:
     int fcntl(int, int, ...)
     int F_GETFL, F_SETFL, O_NONBLOCK, O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR, O_TRUNC
+    int F_GETFD, F_SETFD, FD_CLOEXEC
 
 cdef extern from "<sys/stat.h>" nogil:
     int S_IFMT, S_IFDIR, S_IFLNK, S_IFSOCK, S_IFREG
@@ -222,6 +223,16 @@ def _not_implemented(*args):
     raise OSError(E.EOPNOTSUPP, os.strerror(E.EOPNOTSUPP))
 
 
+def _stat_via_c(impl):
+    """The default Python stat(): whatever the (possibly Cython) c_stat says."""
+    cdef lisafs_statx st
+    if isinstance(impl, ControlFDImpl):
+        (<ControlFDImpl>impl).c_stat(&st)
+    else:
+        (<OpenFDImpl>impl).c_stat(&st)
+    return statx_from_c(&st)
+
+
 cdef class ControlFDImpl:
     """A position in a backend's file tree (gVisor's ControlFDImpl).
 
@@ -231,8 +242,10 @@ cdef class ControlFDImpl:
     """
 
     def stat(self):
-        """Returns the file's `Statx` (mask must include STATX_TYPE)."""
-        _not_implemented()
+        """Returns the file's `Statx` (mask must include STATX_TYPE). The
+        default asks `c_stat`, so a Cython backend overriding only that has
+        a consistent Python-level stat()."""
+        return _stat_via_c(self)
 
     def walk(self, bytes name):
         """Returns `(child ControlFDImpl, child Statx)`; raise OSError(ENOENT)
@@ -313,12 +326,16 @@ cdef class ControlFDImpl:
         """Called once when the core drops its last reference."""
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
+        if type(self).stat is ControlFDImpl.stat:
+            _not_implemented()
         return _statx_out(self.stat(), out)
 
     cdef object c_walk(self, bytes name, lisafs_statx* out):
         try:
             res = self.walk(name)
-        except FileNotFoundError:
+        except OSError as e:            # OSError(errno.ENOENT) too: no subclass then
+            if errno_of(e, _wire.WALK) != E.ENOENT:
+                raise
             return None
         if res is None:
             return None
@@ -331,8 +348,9 @@ cdef class ControlFDImpl:
     cdef object c_open(self, uint32_t flags, int* host_fd):
         res = self.open(flags)
         host_fd[0] = -1
-        if isinstance(res, tuple):
-            res, host_fd[0] = res
+        if isinstance(res, tuple):      # (impl, host_fd or None): OpenResult
+            res, fd = res
+            host_fd[0] = -1 if fd is None else fd
         if not isinstance(res, OpenFDImpl):
             if host_fd[0] >= 0:
                 close(host_fd[0])
@@ -348,7 +366,7 @@ cdef class OpenFDImpl:
     """An open file of a backend (gVisor's OpenFDImpl)."""
 
     def stat(self):
-        _not_implemented()
+        return _stat_via_c(self)
 
     def read(self, int64_t offset, Py_ssize_t count):
         """Returns at most `count` bytes read at `offset` (b"" at EOF)."""
@@ -359,8 +377,14 @@ cdef class OpenFDImpl:
         _not_implemented()
 
     def getdents64(self, int32_t count, bint seek0):
-        """Returns a list of `Dirent` whose host size is about `count` bytes,
-        restarting from the beginning when `seek0`; [] at the end."""
+        """Returns the next `Dirent`s, at most `count` bytes of them on the
+        wire, restarting from the beginning when `seek0`; [] at the end. The
+        default pages what readdir() lists (gofer.lisafs.page_dirents)."""
+        from gofer.lisafs import page_dirents
+        return page_dirents(self, count, seek0)
+
+    def readdir(self):
+        """Lists the whole directory (no "." or ".."): `Dirent`s."""
         _not_implemented()
 
     def sync(self):
@@ -376,6 +400,8 @@ cdef class OpenFDImpl:
         pass
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
+        if type(self).stat is OpenFDImpl.stat:
+            _not_implemented()
         return _statx_out(self.stat(), out)
 
     cdef Py_ssize_t c_read(self, char* buf, Py_ssize_t count, int64_t offset) except -1:
@@ -431,9 +457,11 @@ cdef class ConnectionImpl:
         _not_implemented()
 
     def supported_messages(self):
-        """The MIDs this backend serves; the core adds Mount and Channel."""
-        return [_wire.FSTAT, _wire.WALK, _wire.WALK_STAT, _wire.OPEN_AT, _wire.CLOSE,
-                _wire.PREAD, _wire.PWRITE, _wire.GETDENTS64]
+        """The MIDs this backend serves; the core adds Mount and Channel. The
+        default: those whose methods the backend's classes override
+        (gofer.lisafs.implemented_messages)."""
+        from gofer.lisafs import implemented_messages
+        return implemented_messages(self)
 
 
 # ---------------------------------------------------------------- node tree
@@ -753,7 +781,7 @@ cdef class Connection:
         """Handles one request; writes the response payload to `o`. Returns
         the response MID (0 = Error, with the errno written as payload)."""
         cdef Reader r
-        cdef int err
+        cdef int err, i
         r.buf = req
         r.len = n
         r.pos = 0
@@ -773,6 +801,9 @@ cdef class Connection:
                 err = errno_of(exc, mid)
             release_held(o)
         if err == 0:
+            if mid != _wire.CHANNEL:    # a channel's FDs are the transport's own
+                for i in range(o.nfds):
+                    prepare_donated(o.fds[i])
             return mid
         while o.nfds > 0:
             o.nfds -= 1
@@ -826,8 +857,9 @@ cdef class Connection:
             rlock(&node.op_lock)
             try:
                 res = self.impl.mount()
-                if isinstance(res, tuple):
-                    res, host_fd = res
+                if isinstance(res, tuple):      # (root, host_fd or None)
+                    res, donated = res
+                    host_fd = -1 if donated is None else donated
                 if not isinstance(res, ControlFDImpl):
                     raise TypeError("mount() must return a ControlFDImpl")
                 (<ControlFDImpl>res).c_stat(&st)
@@ -1211,9 +1243,8 @@ cdef class Connection:
                     res = d.impl.bind_at(q["sock_type"], q["name"], q["mode"], q["uid"], q["gid"])
                 if mid == _wire.OPEN_CREATE_AT or mid == _wire.BIND_AT:
                     # (child ControlFDImpl, Statx, open/bound impl, host FD)
-                    child, stx, extra, host_fd = res
-                    if host_fd is None:
-                        host_fd = -1
+                    child, stx, extra, fd = res
+                    host_fd = -1 if fd is None else fd
                     if host_fd >= 0:
                         o.fds[0] = host_fd
                         o.nfds = 1
@@ -1692,12 +1723,21 @@ cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds)
     return 0
 
 
-def donate_fd(int fd):
-    """Prepares a host FD for donation: gVisor sets O_NONBLOCK on every FD it
-    donates (the open file description is shared with the client)."""
+cdef void prepare_donated(int fd) noexcept nogil:
+    """Prepares a host FD for donation, whatever the backend did: gVisor sets
+    O_NONBLOCK on every FD it donates (the open file description is shared
+    with the client), and close-on-exec keeps it out of any child we run."""
     cdef int fl = fcntl(fd, F_GETFL)
-    if fl >= 0:
+    if fl >= 0 and not fl & O_NONBLOCK:
         fcntl(fd, F_SETFL, fl | O_NONBLOCK)
+    fl = fcntl(fd, F_GETFD)
+    if fl >= 0 and not fl & FD_CLOEXEC:
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC)
+
+
+def donate_fd(int fd):
+    """prepare_donated() for a backend that wants it done early; returns fd."""
+    prepare_donated(fd)
     return fd
 
 

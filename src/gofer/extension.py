@@ -40,7 +40,7 @@ class ExtensionError(Exception):
 class Extension:
     """Base class of gofer extensions. Override `name` and `new_connection`."""
 
-    name = None
+    name: "str | None" = None
 
     def new_connection(self, spec, mount, mount_path, readonly):
         """Claims a mount: returns ``(ConnectionImpl, ConnectionOpts)``, or None

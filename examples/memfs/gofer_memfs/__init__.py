@@ -17,10 +17,11 @@ import os
 import stat
 import time
 
-from gofer import _wire as wire
+from gofer import lisafs
 from gofer.extension import Extension
-from gofer.lisafs import (ConnectionImpl, ConnectionOpts, ControlFDImpl, Dirent, OpenFDImpl,
-                          StatFS, Statx, reopen_fd)
+from gofer.lisafs import (AT_REMOVEDIR, RENAME_EXCHANGE, RENAME_NOREPLACE, XATTR_CREATE,
+                          XATTR_REPLACE, Child, ConnectionImpl, ConnectionOpts, ControlFDImpl,
+                          CreateResult, Dirent, OpenFDImpl, OpenResult, StatFS, Statx, reopen_fd)
 
 S_IFMT = 0o170000
 NO_ID = 0xFFFFFFFF
@@ -63,7 +64,7 @@ class Inode:
             size = host.st_size
             self.atime, self.mtime = host.st_atime_ns, host.st_mtime_ns
             self.ctime = max(self.ctime, host.st_ctime_ns)
-        st = Statx(mask=wire.STATX_BASIC_STATS | wire.STATX_BTIME, blksize=4096, nlink=self.nlink,
+        st = Statx(mask=lisafs.STATX_BASIC_STATS | lisafs.STATX_BTIME, blksize=4096, nlink=self.nlink,
                    uid=self.uid, gid=self.gid, mode=self.mode, ino=self.ino, size=size,
                    blocks=(size + 511) // 512, dev_major=0, dev_minor=self.fs.dev_minor)
         for name in ("atime", "mtime", "ctime", "btime"):
@@ -116,27 +117,27 @@ class MemControlFD(ControlFDImpl):
         if node.children is not None:
             self.inode.nlink += 1
         self.inode.touch("mtime", "ctime")
-        return MemControlFD(node), node.statx()
+        return Child(MemControlFD(node), node.statx())
 
     def stat(self):
         return self.inode.statx()
 
     def walk(self, name):
         node = self._child(name)
-        return MemControlFD(node), node.statx()
+        return Child(MemControlFD(node), node.statx())
 
     def open(self, flags):
         ofd = MemOpenFD(self.inode)
         if self.inode.memfd < 0:
-            return ofd
+            return OpenResult(ofd)
         if flags & os.O_TRUNC:
             os.ftruncate(self.inode.memfd, 0)
-        return ofd, reopen_fd(self.inode.memfd, flags & os.O_ACCMODE)
+        return OpenResult(ofd, reopen_fd(self.inode.memfd, flags & os.O_ACCMODE))
 
     def open_create(self, mode, uid, gid, name, flags):
-        child, st = self._new(name, stat.S_IFREG | (mode & 0o7777), uid, gid)
-        memfd = child.inode.memfd
-        return child, st, MemOpenFD(child.inode), reopen_fd(memfd, flags & os.O_ACCMODE)
+        child = self._new(name, stat.S_IFREG | (mode & 0o7777), uid, gid)
+        return CreateResult(child.impl, child.stat, MemOpenFD(child.impl.inode),
+                            reopen_fd(child.impl.inode.memfd, flags & os.O_ACCMODE))
 
     def mkdir(self, mode, uid, gid, name):
         return self._new(name, stat.S_IFDIR | (mode & 0o7777), uid, gid)
@@ -156,7 +157,7 @@ class MemControlFD(ControlFDImpl):
         d[name] = self.inode
         self.inode.nlink += 1
         self.inode.touch("ctime")
-        return MemControlFD(self.inode), self.inode.statx()
+        return Child(MemControlFD(self.inode), self.inode.statx())
 
     def readlink(self):
         return self.inode.target
@@ -164,7 +165,7 @@ class MemControlFD(ControlFDImpl):
     def unlink(self, name, flags):
         node = self._child(name)
         is_dir = node.children is not None
-        if flags & 0x200:                                   # AT_REMOVEDIR
+        if flags & AT_REMOVEDIR:
             if not is_dir:
                 raise _err(errno.ENOTDIR)
             if node.children:
@@ -180,19 +181,19 @@ class MemControlFD(ControlFDImpl):
         src, dst = self._dir(), new_dir._dir()
         node = self._child(old_name)
         other = dst.get(new_name)
-        if flags & 2:                                       # RENAME_EXCHANGE
+        if flags & RENAME_EXCHANGE:
             if other is None:
                 raise _err(errno.ENOENT)
             src[old_name], dst[new_name] = other, node
             return
         if other is not None:
-            if flags & 1:                                   # RENAME_NOREPLACE
+            if flags & RENAME_NOREPLACE:
                 raise _err(errno.EEXIST)
             if (other.children is None) != (node.children is None):
                 raise _err(errno.EISDIR if other.children is not None else errno.ENOTDIR)
             if other.children:
                 raise _err(errno.ENOTEMPTY)
-        elif flags & ~1:
+        elif flags & ~RENAME_NOREPLACE:
             raise _err(errno.EINVAL)
         del src[old_name]
         dst[new_name] = node
@@ -202,26 +203,26 @@ class MemControlFD(ControlFDImpl):
     def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
         n = self.inode
         failed = 0
-        if mask & wire.STATX_MODE:
+        if mask & lisafs.STATX_MODE:
             n.mode = (n.mode & S_IFMT) | (mode & 0o7777)
-        if mask & wire.STATX_UID:
+        if mask & lisafs.STATX_UID:
             n.uid = uid
-        if mask & wire.STATX_GID:
+        if mask & lisafs.STATX_GID:
             n.gid = gid
-        if mask & wire.STATX_SIZE:
+        if mask & lisafs.STATX_SIZE:
             if n.memfd < 0:
-                failed |= wire.STATX_SIZE
+                failed |= lisafs.STATX_SIZE
             else:
                 os.ftruncate(n.memfd, size)
         n.statx()                                           # the memfd's times
         times = [n.atime, n.mtime]
-        for i, (bit, (sec, nsec)) in enumerate(((wire.STATX_ATIME, atime),
-                                                (wire.STATX_MTIME, mtime))):
-            if mask & bit and nsec != wire.UTIME_OMIT:
-                times[i] = _now() if nsec == wire.UTIME_NOW else sec * 10**9 + nsec
+        for i, (bit, (sec, nsec)) in enumerate(((lisafs.STATX_ATIME, atime),
+                                                (lisafs.STATX_MTIME, mtime))):
+            if mask & bit and nsec != lisafs.UTIME_OMIT:
+                times[i] = _now() if nsec == lisafs.UTIME_NOW else sec * 10**9 + nsec
         n.set_times(*times)
         n.touch("ctime")
-        return (failed, errno.EISDIR) if failed else None
+        return lisafs.SetStatResult(failed, errno.EISDIR) if failed else None
 
     def statfs(self):
         return StatFS(type=0x01021994, block_size=4096, blocks=1 << 20, blocks_free=1 << 19,
@@ -235,9 +236,9 @@ class MemControlFD(ControlFDImpl):
 
     def set_xattr(self, name, value, flags):
         exists = name in self.inode.xattrs
-        if flags & 1 and exists:                             # XATTR_CREATE
+        if flags & XATTR_CREATE and exists:
             raise _err(errno.EEXIST)
-        if flags & 2 and not exists:                         # XATTR_REPLACE
+        if flags & XATTR_REPLACE and not exists:
             raise _err(errno.ENODATA)
         self.inode.xattrs[name] = value
 
@@ -252,7 +253,6 @@ class MemControlFD(ControlFDImpl):
 class MemOpenFD(OpenFDImpl):
     def __init__(self, inode):
         self.inode = inode
-        self.cursor = 0          # directory position, in entries
 
     def stat(self):
         return self.inode.statx()
@@ -273,22 +273,11 @@ class MemOpenFD(OpenFDImpl):
             raise _err(errno.EOPNOTSUPP)
         os.posix_fallocate(self._memfd(), offset, length)
 
-    def getdents64(self, count, seek0):
-        if seek0:
-            self.cursor = 0
-        node = self.inode
-        entries = list(node.children.items())      # no "." or "..", as gVisor's fsgofer
-        out, used = [], 0
-        while self.cursor < len(entries):
-            name, child = entries[self.cursor]
-            reclen = (19 + len(name) + 1 + 7) & ~7           # what a host dirent would take
-            if out and used + reclen > count:
-                break
-            used += reclen
-            self.cursor += 1
-            out.append(Dirent(ino=child.ino, dev_minor=node.fs.dev_minor, dev_major=0,
-                              off=self.cursor, type=(child.mode & S_IFMT) >> 12, name=name))
-        return out
+    def readdir(self):
+        # No "." or "..", as gVisor's fsgofer; the server pages the list.
+        return [Dirent(ino=child.ino, dev_minor=self.inode.fs.dev_minor, dev_major=0, off=0,
+                       type=(child.mode & S_IFMT) >> 12, name=name)
+                for name, child in self.inode.children.items()]
 
 
 class MemConnection(ConnectionImpl):
@@ -298,15 +287,8 @@ class MemConnection(ConnectionImpl):
         self.fs = fs or MemFS()
 
     def mount(self):
+        # supported_messages() is the default: the MIDs of the methods above.
         return MemControlFD(self.fs.root)
-
-    def supported_messages(self):
-        return [wire.FSTAT, wire.SETSTAT, wire.WALK, wire.WALK_STAT,
-                wire.OPEN_AT, wire.OPEN_CREATE_AT, wire.CLOSE, wire.FSYNC, wire.PWRITE, wire.PREAD,
-                wire.MKDIR_AT, wire.MKNOD_AT, wire.SYMLINK_AT, wire.LINK_AT, wire.FSTATFS,
-                wire.FALLOCATE, wire.READLINK_AT, wire.UNLINK_AT, wire.RENAME_AT,
-                wire.RENAME_AT2, wire.GETDENTS64, wire.FGETXATTR, wire.FSETXATTR,
-                wire.FLISTXATTR, wire.FREMOVEXATTR]
 
 
 class MemFSExtension(Extension):

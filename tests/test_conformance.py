@@ -1,0 +1,167 @@
+"""The conformance kit (gofer.testing) on the stock backend and on memfs,
+and the public API's promises (gofer.lisafs) that the kit relies on."""
+import ast
+import errno
+import fcntl
+import os
+import pathlib
+import stat
+
+import gofer_memfs
+from gofer import lisafs
+from gofer.fsgofer import HostConnection
+from gofer.lisafs import (MID, Child, ConnectionImpl, ControlFDImpl, MountResult, OpenFDImpl,
+                          OpenResult, Statx)
+from gofer.testing import CHECKS, claimed_checks, conformance_tests
+
+test_stock_backend = conformance_tests(lambda workdir: HostConnection(workdir))
+test_memfs = conformance_tests(lambda workdir: gofer_memfs.MemConnection())
+
+
+def test_both_backends_claim_every_check():
+    names = [c.__name__ for c in CHECKS]
+    assert [c.__name__ for c in claimed_checks(lambda w: gofer_memfs.MemConnection())] == names
+    assert [c.__name__ for c in claimed_checks(HostConnection)] == names
+
+
+def test_memfs_imports_nothing_private():
+    src = pathlib.Path(gofer_memfs.__file__).read_text()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.ImportFrom):
+            assert not any(p.startswith("_") for p in node.module.split(".")), node.module
+            assert not any(a.name.startswith("_") for a in node.names), ast.dump(node)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                assert not any(p.startswith("_") for p in a.name.split(".")), a.name
+
+
+def test_lisafs_exports_what_it_lists():
+    for name in lisafs.__all__:
+        assert not name.startswith("_") and hasattr(lisafs, name), name
+    assert MID.FStat == 3 and MID.RenameAt2 == 33 and MID(24).name == "Getdents64"
+
+
+# ---------------------------------------------------------------- a tiny backend
+
+DIR = stat.S_IFDIR | 0o755
+REG = stat.S_IFREG | 0o644
+
+
+def st(mode, ino):
+    return Statx(mask=lisafs.STATX_BASIC_STATS, mode=mode, ino=ino, nlink=1)
+
+
+class Root(ControlFDImpl):
+    """A directory of `count` files; `deny` names answer EACCES; `style`
+    picks the return shapes."""
+
+    def __init__(self, style="new", deny=(), count=3, donate=None):
+        self.style, self.deny, self.count, self.donate = style, deny, count, donate
+
+    def stat(self):
+        return st(DIR, 1)
+
+    def walk(self, name):
+        if name in self.deny:
+            raise OSError(errno.EACCES)                  # one argument
+        if name == b"missing-old" and self.style == "old":
+            return None
+        if not name.startswith(b"f") or int(name[1:] or -1) not in range(self.count):
+            raise OSError(errno.ENOENT)                  # one argument: no subclass
+        child = File(int(name[1:]) + 2, self.donate)
+        return Child(child, child.stat()) if self.style == "new" else (child, child.stat())
+
+    def open(self, flags):
+        return OpenResult(Listing(self.count)) if self.style == "new" else Listing(self.count)
+
+
+class File(ControlFDImpl):
+    def __init__(self, ino, donate):
+        self.ino, self.donate = ino, donate
+
+    def stat(self):
+        return st(REG, self.ino)
+
+    def open(self, flags):
+        fd = os.open(self.donate, os.O_RDONLY) if self.donate else None   # blocking, inheritable
+        return OpenResult(Data(), fd)
+
+
+class Data(OpenFDImpl):
+    def read(self, offset, count):
+        return b"data"[offset:offset + count]
+
+
+class Listing(OpenFDImpl):
+    def __init__(self, count):
+        self.count = count
+
+    def readdir(self):
+        return [lisafs.Dirent(ino=i + 2, dev_minor=0, dev_major=0, off=0, type=8,
+                              name=b"f%d" % i) for i in range(self.count)]
+
+
+class Tiny(ConnectionImpl):
+    def __init__(self, **kw):
+        self.kw = kw
+
+    def mount(self):
+        return MountResult(Root(**self.kw))
+
+
+def test_one_argument_oserror_answers_its_errno(connect_impl):
+    c = connect_impl(Tiny(deny=(b"secret",)))
+    try:
+        c.walk(c.root.control_fd, [b"secret"])
+    except OSError as e:
+        assert e.errno == errno.EACCES
+    else:
+        raise AssertionError("walk of a denied name succeeded")
+    # OSError(errno.ENOENT) with one argument still means "does not exist".
+    assert c.walk(c.root.control_fd, [b"nope"]) == (lisafs.WALK_COMPONENT_DOES_NOT_EXIST, [])
+
+
+def test_old_and_new_return_shapes(connect_impl):
+    for style in ("old", "new"):
+        c = connect_impl(Tiny(style=style))
+        status, inodes = c.walk(c.root.control_fd, [b"f1"])
+        assert status == lisafs.WALK_SUCCESS and inodes[0].stat.ino == 3
+        fd, host = c.open_at(inodes[0].control_fd, os.O_RDONLY)
+        assert host is None and c.pread(fd, 0, 10) == b"data"
+        assert c.walk(c.root.control_fd, [b"missing-old"])[0] == \
+            lisafs.WALK_COMPONENT_DOES_NOT_EXIST
+
+
+def test_supported_messages_default_to_what_is_implemented(connect_impl):
+    c = connect_impl(Tiny())
+    claimed = c.supported - {MID.Mount, MID.Channel}
+    assert claimed == {MID.FStat, MID.Walk, MID.WalkStat, MID.Close, MID.FSync, MID.OpenAt,
+                       MID.PRead, MID.Getdents64}
+    assert MID.PWrite not in c.supported and MID.MkdirAt not in c.supported
+
+
+def test_server_pages_readdir(connect_impl):
+    c = connect_impl(Tiny(count=200))
+    fd, _ = c.open_at(c.root.control_fd, os.O_RDONLY)
+    names = []
+    while True:
+        batch = c.getdents64(fd, 100)
+        if not batch:
+            break
+        assert len(batch) < 200 and sum(27 + len(d.name) for d in batch) <= 100 + 27 + 4
+        names += [d.name for d in batch]
+    assert names == [b"f%d" % i for i in range(200)]
+    assert [d.off for d in c.getdents64(fd, -100)][:2] == [1, 2]     # restarts
+
+
+def test_donated_fds_are_prepared_centrally(connect_impl, tmp_path):
+    (tmp_path / "x").write_bytes(b"host")
+    c = connect_impl(Tiny(donate=str(tmp_path / "x")))
+    _, inodes = c.walk(c.root.control_fd, [b"f0"])
+    fd, host = c.open_at(inodes[0].control_fd, os.O_RDONLY)
+    try:
+        # O_NONBLOCK lives in the shared file description: the server set it.
+        assert fcntl.fcntl(host, fcntl.F_GETFL) & os.O_NONBLOCK
+        assert os.pread(host, 4, 0) == b"host"
+    finally:
+        os.close(host)
