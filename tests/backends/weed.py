@@ -58,6 +58,7 @@ class WeedServer:
                      "-master.port.grpc=%d" % ports[3], "-volume.port=%d" % ports[4],
                      "-volume.port.grpc=%d" % ports[5], "-filer.port=%d" % ports[6],
                      "-filer.port.grpc=%d" % ports[7], "-volume.max=0",
+                     "-s3.port.iceberg=0", "-s3.port.lance=0",    # fixed ports otherwise
                      "-master.volumeSizeLimitMB=64"]
         self.proc = None
         self._starts = itertools.count()
