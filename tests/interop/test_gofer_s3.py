@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import stat
+import subprocess
 import sys
 
 import pytest
@@ -210,7 +211,7 @@ def test_store_unreachable_then_back(s3_serve, store, weed):
     assert body(store, "c") == b"closed while away"
 
 
-def test_readonly_and_config_errors(tmp_path, start_server, sock_dir, go_client, bucket):
+def test_readonly_and_config_errors(start_server, sock_dir, go_client, bucket):
     endpoint, name = bucket
     env = dict(os.environ, GOFER_S3_ENDPOINT=endpoint, GOFER_S3_BUCKET=name)
     sock = sock_dir / "ro.sock"
@@ -219,7 +220,6 @@ def test_readonly_and_config_errors(tmp_path, start_server, sock_dir, go_client,
     gc = go_client(sock)
     assert gc.errno("mkdir_at", fd=gc.root_fd, name="x", mode=0o755) == errno.EROFS
     # No bucket: a readable message on the command line, not a traceback.
-    import subprocess
     env.pop("GOFER_S3_BUCKET")
     r = subprocess.run([sys.executable, "-m", "gofer", "serve", "--extension", "s3",
                         "--socket", sock_dir / "x.sock"], env=env, capture_output=True,

@@ -515,8 +515,7 @@ class TieredExtension(Extension):
         got = backend.new_connection(inner_spec, mount, mount_path, readonly)
         if got is None:
             raise ValueError("backend extension %r declined %s" % (backend.name, mount_path))
-        inner, opts = got
-        return TieredConnection(inner, self.cache), ConnectionOpts(readonly=readonly)
+        return TieredConnection(got[0], self.cache), ConnectionOpts(readonly=readonly)
 
     def seccomp_rules(self):
         # Under `gofer gofer` the backend is registered and brings its own;
