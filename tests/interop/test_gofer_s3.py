@@ -225,3 +225,19 @@ def test_readonly_and_config_errors(start_server, sock_dir, go_client, bucket):
                         "--socket", sock_dir / "x.sock"], env=env, capture_output=True,
                        text=True, timeout=60)
     assert r.returncode != 0 and "no bucket" in r.stderr and "Traceback" not in r.stderr
+    # No endpoint in the gofer's environment: gofer-s3 is off, and says so.
+    env.pop("GOFER_S3_ENDPOINT")
+    r = subprocess.run([sys.executable, "-m", "gofer", "serve", "--extension", "s3",
+                        "--socket", sock_dir / "y.sock"], env=env, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "GOFER_S3_ENDPOINT" in r.stderr
+
+
+def test_off_without_an_endpoint():
+    """Installed but not enabled, gofer-s3 widens no gofer's seccomp filter
+    and loads no boto3 (every `gofer gofer` loads all installed extensions)."""
+    import gofer_s3
+    off = gofer_s3.S3Extension(environ={})
+    assert off.seccomp_rules() == [] and "boto3" not in sys.modules
+    assert "connect" in gofer_s3.S3Extension(environ={"GOFER_S3_ENDPOINT": "http://x"}
+                                             ).seccomp_rules()

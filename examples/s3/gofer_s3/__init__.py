@@ -23,10 +23,10 @@ The launcher's (environment only, read when the extension loads, before
 GOFER_S3_CREDENTIALS, an AWS shared-credentials file (without it requests
 are unsigned), and GOFER_S3_SPOOL_DIR, where unsent writes wait (default: in
 memory, a memfd). For the same reason botocore (its modules and data files)
-is loaded when the extension loads if GOFER_S3_ENDPOINT is set (the
-launcher's sign that this gofer serves S3 mounts; otherwise on the first
-claim, which is too late inside `gofer gofer`'s confined root, but spares
-every other gofer boto3's start-up cost).
+is loaded when the extension loads. Both happen only if GOFER_S3_ENDPOINT is
+set in the gofer's environment, the launcher's sign that this gofer serves
+S3 mounts: without it gofer-s3 costs nothing, adds nothing to the seccomp
+allowlist, and refuses to serve.
 """
 import configparser
 import os
@@ -95,8 +95,12 @@ class S3Extension(Extension):
     name = "s3"
 
     def __init__(self, environ=os.environ):
-        if environ.get("GOFER_S3_ENDPOINT"):
-            from . import store  # noqa: F401  (boto3, while the host is in reach)
+        # GOFER_S3_ENDPOINT in the gofer's environment says it serves S3
+        # mounts: only then does gofer-s3 load boto3 (while the host is in
+        # reach) and open TCP in the seccomp filter.
+        self.enabled = bool(environ.get("GOFER_S3_ENDPOINT"))
+        if self.enabled:
+            from . import store  # noqa: F401
         creds = environ.get("GOFER_S3_CREDENTIALS")
         self.keys = _credentials(creds) if creds else None
         spool = environ.get("GOFER_S3_SPOOL_DIR")
@@ -106,12 +110,15 @@ class S3Extension(Extension):
     def new_connection(self, spec, mount, mount_path, readonly):
         if not claims(self.name, spec, mount, mount_path):
             return None
+        if not self.enabled:
+            raise ValueError("gofer-s3 is off in this gofer: set GOFER_S3_ENDPOINT in its "
+                             "environment")
         from .store import S3Connection, Store
         store = Store(load_config(spec, mount), self.keys, self.spool_dir)
         return S3Connection(store), ConnectionOpts(readonly=readonly)
 
     def seccomp_rules(self):
-        return network_rules()
+        return network_rules() if self.enabled else []
 
 
 def network_rules():
