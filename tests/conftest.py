@@ -9,6 +9,10 @@ from gofer.fsgofer import HostConnection
 from gofer.service import Service
 
 
+# The S3 server of the gofer-s3 / gofer-tiered tests (weed, bucket).
+pytest_plugins = ["tests.backends.weed"]
+
+
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
 
