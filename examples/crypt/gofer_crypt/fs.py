@@ -124,12 +124,17 @@ class EncryptedFile:
         first = offset // BLOCK_SIZE
         if new_size > size and size:
             first = min(first, (size - 1) // BLOCK_SIZE)
-        base = first * BLOCK_SIZE
-        old_last = min((end - 1) // BLOCK_SIZE, (size - 1) // BLOCK_SIZE)
-        region = bytearray(self._blocks(first, old_last, size) if size and old_last >= first
-                           else b"")
-        if len(region) < end - base:
-            region.extend(bytes(end - base - len(region)))
+        last = (end - 1) // BLOCK_SIZE
+        base, tail_base = first * BLOCK_SIZE, last * BLOCK_SIZE
+        old_end = min(size, tail_base + BLOCK_SIZE)        # old bytes in the blocks touched
+        region = bytearray(max(end, old_end) - base)
+        # Only the edge blocks are read back: the bytes the write leaves in them.
+        if offset > base:
+            head = self._blocks(first, first, size)
+            region[:len(head)] = head
+        if end < old_end and (last > first or offset == base):
+            tail = self._blocks(last, last, size)
+            region[tail_base - base:tail_base - base + len(tail)] = tail
         region[offset - base:end - base] = data
         final = (new_size - 1) // BLOCK_SIZE
         sealed = b"".join(self.cipher.seal(first + i, region[j:j + BLOCK_SIZE],
