@@ -11,7 +11,7 @@ from gofer.extension import ExtensionError
 from gofer_crypt import CryptExtension
 from gofer_crypt.cipher import (BLOCK_SIZE, HEADER_SIZE, SEALED_BLOCK, FileCipher, host_size,
                                 plain_size)
-from gofer_crypt.fs import CryptConnection
+from gofer_crypt.fs import CryptConnection, EncryptedFile
 
 
 @pytest.fixture
@@ -91,3 +91,16 @@ def test_header_binds_the_key():
         with pytest.raises(OSError):
             cipher.open(index, sealed, last)
     assert cipher.seal(0, b"x", True) != cipher.seal(0, b"x", True)      # fresh nonces
+
+
+def test_fds_on_one_file_share_its_lock(tmp_path):
+    """Writes are read-modify-writes of blocks: every FD on a file takes the same lock."""
+    key = os.urandom(32)
+    a = EncryptedFile.create(os.open(tmp_path / "f", os.O_CREAT | os.O_RDWR), key)
+    b = EncryptedFile(os.open(tmp_path / "f", os.O_RDWR), key)
+    c = EncryptedFile.create(os.open(tmp_path / "g", os.O_CREAT | os.O_RDWR), key)
+    try:
+        assert a.lock is b.lock and a.lock is not c.lock
+    finally:
+        for f in (a, b, c):
+            f.close()

@@ -47,12 +47,18 @@ def _pwrite_all(fd, data, offset):
 
 
 class _Lock:
-    """One lock per host file, shared by every FD open on it: a write is a
-    read-modify-write of whole blocks."""
+    """One lock per host file, shared by every FD open on it (and alive as
+    long as one holds it): a write is a read-modify-write of whole blocks."""
     __slots__ = ("lock", "__weakref__")
 
     def __init__(self):
         self.lock = threading.Lock()
+
+    def __enter__(self):
+        self.lock.acquire()
+
+    def __exit__(self, *exc):
+        self.lock.release()
 
 
 _locks = weakref.WeakValueDictionary()
@@ -87,7 +93,7 @@ class EncryptedFile:
     def __init__(self, fd, key):
         self.fd = fd
         try:
-            self.lock = _file_lock(os.fstat(fd)).lock
+            self.lock = _file_lock(os.fstat(fd))
             self.cipher = FileCipher.from_header(key, os.pread(fd, HEADER_SIZE, 0))
         except BaseException:
             os.close(fd)
