@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from gofer_crypt.cipher import BLOCK_SIZE, HEADER_SIZE, SEALED_BLOCK, host_size
+from gofer_crypt.fs import MAX_HOLE
 
 from .conftest import ServerProc, server_bugs
 from .gofer_env import (FILE_BYTES, RENAME_EXCHANGE, RENAME_NOREPLACE, STATX_SIZE, Side,
@@ -151,6 +152,12 @@ def test_truncate(crypt):
     assert crypt.read_file("t") == bytes(BLOCK_SIZE) + b"again"
     r = crypt.call("setstat", fd=crypt.fd("sub"), mask=STATX_SIZE, size=0)
     assert (r["failure_mask"], r["failure_errno"]) == (STATX_SIZE, errno.EISDIR)
+    # Holes are sealed zeros: one RPC may not grow a file by more than MAX_HOLE.
+    size = BLOCK_SIZE + 5
+    assert crypt.errno("pwrite", fd=ofd, data=b"x", offset=size + MAX_HOLE + 1) == errno.EFBIG
+    r = crypt.call("setstat", fd=fd, mask=STATX_SIZE, size=1 << 62)
+    assert (r["failure_mask"], r["failure_errno"]) == (STATX_SIZE, errno.EFBIG)
+    assert crypt.fstat(fd)["size"] == size
 
 
 def test_directories_getdents_symlinks(crypt):

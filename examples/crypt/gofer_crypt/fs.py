@@ -28,6 +28,9 @@ from gofer_crypt.cipher import (BLOCK_SIZE, HEADER_SIZE, SEALED_BLOCK, FileCiphe
 AT_REMOVEDIR = 0x200
 NO_ID = 0xFFFFFFFF
 HOLE_STEP = 256 * BLOCK_SIZE       # zeros sealed per step when a write or truncate leaves a hole
+# Holes are stored as sealed zeros, so what one RPC may add past the end of a
+# file is bounded (EFBIG beyond): no client holds the gofer for long.
+MAX_HOLE = 128 << 20
 SERVED_TYPES = (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK)
 
 # Python has no renameat2; glibc's releases the GIL like any ctypes call.
@@ -150,6 +153,8 @@ class EncryptedFile:
         return new_size
 
     def _grow(self, size, to):
+        if to - size > MAX_HOLE:
+            raise _err(errno.EFBIG)
         while size < to:
             size = self._put(size, bytes(min(to - size, HOLE_STEP)), size)
         return size
