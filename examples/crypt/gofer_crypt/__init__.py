@@ -50,7 +50,7 @@ class CryptExtension(Extension):
 
     def __init__(self):
         self.keys = {}             # key file path -> key, read while the host is in reach
-        self.claimed = None        # destinations, as the spec gave them before confinement
+        self.claimed = None        # ids of the spec mounts claimed in prepare (destinations change after)
         self.confined = False      # --setup-root: mounts are served at their destinations
 
     def prepare(self, ctx):
