@@ -64,8 +64,9 @@ class Extension:
         ``ctx.args``."""
 
     def prepare(self, ctx):
-        """Runs before privileges are dropped and the seccomp filter goes on,
-        with a `PrepareContext`."""
+        """Runs before the gofer confines itself to the container's mounts,
+        drops privileges and puts its seccomp filter on, with a
+        `PrepareContext`: the place to read host files (keys, credentials)."""
 
 
 class PrepareContext:

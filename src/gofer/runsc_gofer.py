@@ -239,6 +239,10 @@ def run(g, args, log_streams):
         except (ValueError, OSError) as e:
             raise Fatal("seccomp: %s" % e) from None
 
+    # Extensions prepare while the host is still in reach (a key file, a
+    # credentials file): the root set up below holds only the container's mounts.
+    extension.prepare_all(extension.PrepareContext(spec=spec, container_id=opts.container_id,
+                                                   bundle_dir=opts.bundle, args=opts), exts)
     if opts.sync_chroot_fd >= 0:
         sandbox.wait_for_eof(opts.sync_chroot_fd)
     if opts.sync_userns_fd >= 0:
@@ -268,8 +272,6 @@ def run(g, args, log_streams):
         for c in served:
             c.mount["destination"] = c.mount_path = specmod.resolve_in_root(root, c.mount_path)
         last_cap = sandbox.last_cap()
-    extension.prepare_all(extension.PrepareContext(spec=spec, container_id=opts.container_id,
-                                                   bundle_dir=opts.bundle, args=opts), exts)
     if opts.mounts_fd >= 0:
         # A pipe the sentry reads: write it without holding up the start.
         threading.Thread(target=specmod.write_mounts, args=(opts.mounts_fd, spec),
