@@ -69,6 +69,14 @@ class Gofer:
         with self.client() as c:
             assert c.fstat(c.root.control_fd).mask & w.STATX_TYPE
 
+    def answers_while(self, fn, what):
+        """Runs `fn` (one client's RPC that might wait) on a thread; checks
+        that meanwhile others are answered and that `fn` then ends."""
+        rpc = Pending(fn)
+        self.answers_others()
+        wait_until(rpc.done.is_set, what)
+        return rpc
+
     def back_to_baseline(self):
         wait_until(lambda: self.usage() == self.baseline,
                    "the gofer's FDs and threads return to %s (now %s)"
@@ -108,6 +116,10 @@ class Pending:
 
     def errno(self):
         return getattr(self.error, "errno", None)
+
+
+def make_blocking(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
 
 
 def walk(c, name):
@@ -195,10 +207,9 @@ def test_accept_on_a_socket_the_client_made_blocking(gofer):
     # clearing O_NONBLOCK on it would make the gofer's accept4() wait.
     c = gofer.client()
     bfd, host_fd = bound_socket(c, 1)
-    fcntl.fcntl(host_fd, fcntl.F_SETFL, fcntl.fcntl(host_fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    accepting = Pending(lambda: c.call(w.ACCEPT, fd=bfd))
-    gofer.answers_others()
-    wait_until(accepting.done.is_set, "Accept with nobody connecting is answered")
+    make_blocking(host_fd)
+    accepting = gofer.answers_while(lambda: c.call(w.ACCEPT, fd=bfd),
+                                    "Accept with nobody connecting is answered")
     assert accepting.errno() == errno.EAGAIN, accepting.error
     # A pending connection is still accepted.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
@@ -223,9 +234,7 @@ def test_connect_to_a_full_listener(gofer):
             for fd in fds:
                 os.close(fd)
 
-    connecting = Pending(connect_twice)
-    gofer.answers_others()
-    wait_until(connecting.done.is_set, "Connect to a full listener is answered")
+    connecting = gofer.answers_while(connect_twice, "Connect to a full listener is answered")
     assert connecting.errno() == errno.EAGAIN, connecting.error
     os.close(host_fd)
     c.close()
@@ -239,15 +248,12 @@ def test_fifo_without_a_peer(gofer):
     os.mkfifo(gofer.tree / "fifo")
     c = gofer.client()
     f = walk(c, b"fifo")
-    opening = Pending(lambda: c.open_at(f, os.O_WRONLY))
-    gofer.answers_others()
-    wait_until(opening.done.is_set, "OpenAt(O_WRONLY) of a FIFO without a reader is answered")
+    opening = gofer.answers_while(lambda: c.open_at(f, os.O_WRONLY),
+                                  "OpenAt(O_WRONLY) of a FIFO without a reader is answered")
     assert opening.errno() == errno.ENXIO, opening.error
     ofd, host_fd = c.open_at(f, os.O_RDONLY)
-    fcntl.fcntl(host_fd, fcntl.F_SETFL, fcntl.fcntl(host_fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-    reading = Pending(lambda: c.pread(ofd, 0, 10))
-    gofer.answers_others()
-    wait_until(reading.done.is_set, "PRead of an empty FIFO is answered")
+    make_blocking(host_fd)
+    reading = gofer.answers_while(lambda: c.pread(ofd, 0, 10), "PRead of an empty FIFO is answered")
     assert reading.errno() == errno.ESPIPE, reading.error
     os.close(host_fd)
     c.close()
