@@ -44,7 +44,7 @@ int gofer_fdchan_send(int sock, int fd)
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    while (sendmsg(sock, &msg, 0) < 0) {
+    while (sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
         if (errno != EINTR)
             return -errno;
     }

@@ -16,8 +16,9 @@
  * keeps fds[0] and donates fds[1] to the client. */
 int gofer_fdchan_pair(int fds[2]);
 
-/* Sends a copy of fd (blocking sendmsg, flags 0, retried on EINTR). The
- * caller still owns fd. */
+/* Sends a copy of fd (sendmsg with MSG_DONTWAIT | MSG_NOSIGNAL, retried on EINTR). Never
+ * blocks: a peer that stops reading gets -EAGAIN once the socket's buffer is
+ * full, and the gofer thread moves on. The caller still owns fd. */
 int gofer_fdchan_send(int sock, int fd);
 
 /* Receives one FD into *fd (for clients and tests). nonblock != 0 adds

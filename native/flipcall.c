@@ -23,10 +23,6 @@
 _Static_assert(sizeof(atomic_uint) == sizeof(uint32_t), "atomic_uint layout");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_uint must be lock-free");
 
-/* Spin tuning; see spin() and wait_active(). */
-#define GOFER_FC_PAUSE_NS   1000
-#define GOFER_FC_PROBE_EVERY 8
-
 /* Local control bits (gVisor's ctrl.state): a thread is inside a blocking
  * call / gofer_fc_shutdown was called. Never in shared memory. */
 #define CTRL_BLOCKED  1
@@ -39,25 +35,6 @@ static uint64_t page_size(void)
 {
     long p = sysconf(_SC_PAGESIZE);
     return p > 0 ? (uint64_t)p : 4096;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Tells the CPU we are busy-waiting: saves power and, on SMT cores, gives the
- * sibling thread the pipeline. On arm64 "yield" is a no-op on most cores;
- * "isb" actually stalls for a short while, which is what we want. */
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("isb" ::: "memory");
-#endif
 }
 
 static atomic_uint *conn_state(const struct gofer_fc_ep *ep)
@@ -158,15 +135,6 @@ uint64_t gofer_fc_window_len(uint64_t data_cap)
 /* ---------------------------------------------------------------------- */
 /* Endpoint set-up                                                          */
 
-/* Spinning only pays when the peer can run at the same time on another CPU. */
-static uint64_t default_spin_ns(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) < 2)
-        return 0;
-    return GOFER_FC_DEFAULT_SPIN_NS;
-}
-
 static int ep_init(struct gofer_fc_ep *ep, int role, int fd, int64_t offset,
                    uint64_t length)
 {
@@ -179,10 +147,8 @@ static int ep_init(struct gofer_fc_ep *ep, int role, int fd, int64_t offset,
                                            : GOFER_FC_SERVER_ACTIVE;
     atomic_init(&ep->shutdown, 0);
     atomic_init(&ep->ctrl, 0);
-    atomic_init(&ep->spin_max_ns, default_spin_ns());
-    ep->spin_ns = atomic_load_explicit(&ep->spin_max_ns, memory_order_relaxed);
-    ep->spin_probe = 0;
-    ep->spin_misses = 0;
+    atomic_init(&ep->spin_max_ns, gofer_spin_default_ns());
+    gofer_spin_init(&ep->spin, gofer_spin_default_ns());
 
     if (offset < 0 || length < page_size() || length > UINT32_MAX)
         return -EINVAL;
@@ -271,32 +237,13 @@ static void exit_wait(struct gofer_fc_ep *ep)
         shutdown_conn(ep);
 }
 
-/* Polls connState while the peer has control, for at most budget ns or
- * until a local shutdown is requested; returns the last value seen.
- *
- * The first GOFER_FC_PAUSE_NS are a pure busy-poll, which catches a peer
- * running on another CPU within ~0.1 us. After that each poll is preceded by
- * sched_yield(): the peer we just woke may have been placed on *our* CPU (the
- * scheduler likes to put a wakee next to its waker), and a pure spin would
- * then keep it off the CPU for the whole budget. Yielding lets it (or
- * anything else runnable here) run at once, which matters on a 2-CPU
- * machine; when nothing else is runnable it returns in well under 1 us. */
-static unsigned spin(const struct gofer_fc_ep *ep, uint64_t budget)
+/* spin.h's ready(): the peer handed over control, or a local shutdown is
+ * requested. */
+static int handed_over(void *arg)
 {
-    uint64_t start = now_ns();
-    for (;;) {
-        unsigned cs = atomic_load(conn_state(ep));
-        if (cs != ep->inactive ||
-            atomic_load_explicit(&ep->shutdown, memory_order_relaxed))
-            return cs;
-        uint64_t spent = now_ns() - start;
-        if (spent >= budget)
-            return cs;
-        if (spent < GOFER_FC_PAUSE_NS)
-            cpu_relax();
-        else
-            sched_yield();
-    }
+    const struct gofer_fc_ep *ep = arg;
+    return atomic_load(conn_state(ep)) != ep->inactive ||
+           atomic_load_explicit(&ep->shutdown, memory_order_relaxed);
 }
 
 /* gVisor's waitUntilActive: sleep in FUTEX_WAIT while the peer has control. */
@@ -321,37 +268,16 @@ static int wait_blocking(const struct gofer_fc_ep *ep)
     }
 }
 
-/* Waits until this side has control: spin first, then sleep.
- *
- * The spin budget adapts to the peer. It is reset to the configured maximum
- * whenever a spin catches the hand-off, and halved (down to 0) on the second
- * and every further miss in a row, so a channel whose requests come far
- * apart soon stops paying for spinning. Every GOFER_FC_PROBE_EVERY-th wait
- * with a reduced budget spins the full maximum again, to notice when the
- * peer is quick again (the time spent asleep cannot tell us that: it
- * includes our own wake-up latency, tens of microseconds on a VM). */
+/* Waits until this side has control: polls first (spin.h), then sleeps. */
 static int wait_active(struct gofer_fc_ep *ep)
 {
     unsigned cs = atomic_load(conn_state(ep));
     if (cs == ep->active)
         return 0;
-    uint64_t max = atomic_load_explicit(&ep->spin_max_ns, memory_order_relaxed);
-    if (max == 0 || cs != ep->inactive)
-        return wait_blocking(ep);
-
-    uint64_t budget = ep->spin_ns < max ? ep->spin_ns : max;
-    uint64_t this_spin = budget;
-    if (budget < max && ++ep->spin_probe % GOFER_FC_PROBE_EVERY == 0)
-        this_spin = max;
-    if (this_spin && spin(ep, this_spin) == ep->active) {
-        ep->spin_ns = max;
-        ep->spin_misses = 0;
+    ep->spin.max_ns = atomic_load_explicit(&ep->spin_max_ns, memory_order_relaxed);
+    if (cs == ep->inactive && gofer_spin_poll(&ep->spin, handed_over, ep) &&
+        atomic_load(conn_state(ep)) == ep->active)
         return 0;
-    }
-    /* One miss may be a hiccup (an interrupt, a preemption); shrinking at
-     * once would then cost several slow round trips until the next probe. */
-    if (++ep->spin_misses >= 2)
-        ep->spin_ns = budget / 2; /* a failed probe does not raise it */
     return wait_blocking(ep);
 }
 

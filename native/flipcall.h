@@ -40,20 +40,14 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "spin.h"
+
 #define GOFER_FC_HEADER_BYTES 16u
 
 /* Values of connState. */
 #define GOFER_FC_CLIENT_ACTIVE 0u
 #define GOFER_FC_SERVER_ACTIVE 1u
 #define GOFER_FC_SHUTDOWN      2u
-
-/* How long a waiter polls connState before sleeping in FUTEX_WAIT; see
- * gofer_fc_set_spin_ns. 50 us covers the wake-up latency of a peer that
- * slept on another vCPU (~35-45 us measured on a 2-vCPU VM) plus some think
- * time, which keeps a blocking client (gVisor's) and a spinning gofer in
- * step; with 20 us a client that pauses ~10 us between requests already
- * drops both sides back to sleeping. native/tests/run.sh bench measures it. */
-#define GOFER_FC_DEFAULT_SPIN_NS 50000u
 
 enum gofer_fc_role { GOFER_FC_SERVER = 0, GOFER_FC_CLIENT = 1 };
 
@@ -89,16 +83,14 @@ struct gofer_fc_ep {
     atomic_uint shutdown;    /* local shutdown requested */
     atomic_int ctrl;         /* GOFER_FC_CTRL_* bits, see flipcall.c */
     _Atomic uint64_t spin_max_ns; /* configured spin limit */
-    uint64_t spin_ns;        /* adaptive current spin (owner thread only) */
-    uint32_t spin_probe;     /* wait counter for probing (owner thread only) */
-    uint32_t spin_misses;    /* spins missed in a row (owner thread only) */
+    struct gofer_spin spin;  /* the waits' policy (owner thread only) */
 };
 
 /* Maps the window [offset, offset+length) of fd as the server side. The fd is
  * not consumed; the caller may close it afterwards. Requires
  * pagesize <= length <= UINT32_MAX. The window must be zero-filled (fresh
- * from gofer_pwa_alloc). Spinning defaults to GOFER_FC_DEFAULT_SPIN_NS, or 0
- * when this process may only run on one CPU. */
+ * from gofer_pwa_alloc). Spinning defaults to gofer_spin_default_ns()
+ * (spin.h). */
 int gofer_fc_init(struct gofer_fc_ep *ep, int fd, int64_t offset,
                   uint64_t length);
 /* The same for the client side (the peer of a gofer, e.g. a test client). */
@@ -141,13 +133,9 @@ void gofer_fc_shutdown(struct gofer_fc_ep *ep);
 /* Unmaps the window. No thread may be inside a call on ep. Idempotent. */
 void gofer_fc_destroy(struct gofer_fc_ep *ep);
 
-/* Maximum time a waiter polls connState before sleeping in FUTEX_WAIT; 0
- * disables spinning. The first microsecond is a busy-poll with a CPU relax
- * hint, the rest polls between sched_yield() calls so that a peer sharing
- * our CPU can run. The budget adapts: halved on every wait the spin did not
- * catch from the second miss in a row on (down to 0), restored after one it
- * did, and probed at full length every 8th wait, so channels with slow or idle peers stop burning
- * CPU. Takes effect from the next wait; callable from any thread. */
+/* Maximum time a waiter polls connState before sleeping in FUTEX_WAIT (the
+ * adaptive policy of spin.h); 0 disables spinning. Takes effect from the
+ * next wait; callable from any thread. */
 void gofer_fc_set_spin_ns(struct gofer_fc_ep *ep, uint64_t ns);
 
 #endif /* GOFER_FLIPCALL_H */

@@ -294,3 +294,27 @@ def test_connections_share_one_tree(tree, connect):
     _, [y] = b.walk(b.root.control_fd, [b"sub"])
     assert x.stat.ino == y.stat.ino
     assert x.control_fd == y.control_fd == 2          # FDIDs are per connection
+
+
+def test_debug_logs_each_request(tree, connect, caplog):
+    # --log-level debug: one line per request, as runsc's --debug logs each
+    # RPC: the message, the FD it acts on, the errno answered, the time.
+    caplog.set_level(logging.DEBUG, logger="gofer")
+    c = connect(tree)
+    root = c.root.control_fd
+    _, [f] = c.walk(root, [b"file.txt"])
+    fd, host_fd = c.open_at(f.control_fd, os.O_RDONLY)
+    os.close(host_fd)
+    c.pread(fd, 0, 5)
+    assert errno_of(c.fstat, 999) == errno.EBADF
+    lines = [r.getMessage() for r in caplog.records if r.name == "gofer"]
+    for start in ("Mount fd=None errno=0 (OK) ", "Walk fd=%d errno=0 (OK) " % root,
+                  "PRead fd=%d errno=0 (OK) " % fd, "FStat fd=999 errno=9 (EBADF) "):
+        assert [l for l in lines if l.startswith(start) and l.endswith(" ms")], (start, lines)
+
+
+def test_no_request_log_above_debug(tree, connect, caplog):
+    caplog.set_level(logging.INFO, logger="gofer")
+    c = connect(tree)
+    assert errno_of(c.fstat, 999) == errno.EBADF
+    assert not [r for r in caplog.records if "fd=" in r.getMessage()]

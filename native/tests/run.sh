@@ -36,7 +36,7 @@ esac
 # shellcheck disable=SC2086  # $extra is empty or one flag
 "$cc" -O2 -Wall -Werror -std=c11 -pthread $extra -I"$native" \
     -o "$out/test_flipcall" \
-    "$here/test_flipcall.c" "$native/flipcall.c" "$native/fdchannel.c"
+    "$here/test_flipcall.c" "$native/flipcall.c" "$native/fdchannel.c" "$native/spin.c"
 
 echo "run.sh: built with $cc${extra:+ $extra}${runner:+, running under $runner}"
 if [ -n "$runner" ]; then

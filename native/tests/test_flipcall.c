@@ -479,7 +479,7 @@ static void pingpong(uint64_t spin)
     gofer_pwa_destroy(&w.pwa);
 }
 
-static void test_pingpong_fork_spin(void) { pingpong(GOFER_FC_DEFAULT_SPIN_NS); }
+static void test_pingpong_fork_spin(void) { pingpong(GOFER_SPIN_DEFAULT_NS); }
 static void test_pingpong_fork_blocking(void) { pingpong(0); }
 
 /* The server shuts down while the remote client waits for its reply. */
@@ -676,7 +676,7 @@ static int mal_handshake(const char *hello, uint32_t hlen, uint64_t spin)
 static void test_malicious_handshake(void)
 {
     for (int spin = 0; spin < 2; spin++) {
-        uint64_t s = spin ? GOFER_FC_DEFAULT_SPIN_NS : 0;
+        uint64_t s = spin ? GOFER_SPIN_DEFAULT_NS : 0;
         CHECK_RC(mal_handshake(NULL, 0, s), -EPROTO);          /* empty */
         CHECK_RC(mal_handshake("   \n", 4, s), -EPROTO);       /* blank */
         CHECK_RC(mal_handshake("xx", 2, s), -EPROTO);
@@ -693,7 +693,7 @@ static void test_malicious_handshake(void)
 static void test_malicious_state(void)
 {
     for (int spin = 0; spin < 2; spin++) {
-        uint64_t s = spin ? GOFER_FC_DEFAULT_SPIN_NS : 0;
+        uint64_t s = spin ? GOFER_SPIN_DEFAULT_NS : 0;
         struct mal x;
         uint32_t n;
         mal_open(&x, s);
@@ -749,7 +749,7 @@ static void test_malicious_len(void)
 
     /* A later request too long, with and without spinning. */
     for (int spin = 0; spin < 2; spin++) {
-        mal_connected(&x, spin ? GOFER_FC_DEFAULT_SPIN_NS : 0);
+        mal_connected(&x, spin ? GOFER_SPIN_DEFAULT_NS : 0);
         op_start(&o, &x.ep, OP_SEND_RECV, 1);
         CHECK(raw_wait(&x.r, GOFER_FC_CLIENT_ACTIVE));
         atomic_store(raw_dlen(&x.r), UINT32_MAX);
@@ -858,10 +858,10 @@ static void test_adaptive_spin(void)
     int i = 0, rc = gofer_fc_recv_first(&srv, &n);
     while (rc == 0) {
         if (++i == sc.slow)
-            after_slow = srv.spin_ns; /* owner thread: safe to read */
+            after_slow = srv.spin.cur_ns; /* owner thread: safe to read */
         rc = gofer_fc_send_recv(&srv, 0, &n);
     }
-    uint64_t at_end = srv.spin_ns;
+    uint64_t at_end = srv.spin.cur_ns;
     pthread_join(th, NULL);
     CHECK_RC(sc.rc, 0);
     CHECK_RC(rc, -ESHUTDOWN);

@@ -23,11 +23,20 @@ cdef class Channel:
         self.fdsock = -1
 
     def __dealloc__(self):
+        self.release()
+
+    cdef void release(self) noexcept:
+        """Unmaps the window and closes the fdchannel; no thread may be
+        serving it. Teardown calls it rather than leave that to the garbage
+        collector (a reference cycle may keep the object)."""
         if self.mapped:
             gofer_fc_destroy(&self.ep)
+            self.mapped = False
         if self.fdsock >= 0:
             close(self.fdsock)
+            self.fdsock = -1
         free(self.req)
+        self.req = NULL
 
     def serve(self):
         cdef uint32_t n = 0, plen
@@ -59,7 +68,9 @@ cdef class Channel:
             o.w.cap = min(cap, self.conn.max_msg)
             rmid = self.conn.dispatch(mid, req, plen, &o)
             # FDs go first, one datagram each, so they are queued before the
-            # client is woken; numFDs says how many made it.
+            # client is woken; numFDs says how many made it. The send never
+            # blocks: a client that does not read its fdchannel gets no more
+            # FDs, and stalls nobody.
             sent = 0
             for i in range(o.nfds):
                 if sent == i and gofer_fdchan_send(self.fdsock, o.fds[i]) == 0:
@@ -78,69 +89,3 @@ cdef class Channel:
         if self.mapped:
             with nogil:
                 gofer_fc_shutdown(&self.ep)
-
-
-cdef class ChannelClient:
-    """The client end of a channel, for gofer.client (tests, tools, benchmarks)."""
-    cdef gofer_fc_ep ep
-    cdef bint mapped
-    cdef int fdsock
-
-    def __cinit__(self, int memfd, int64_t offset, uint64_t length, int fdsock):
-        self.fdsock = -1
-        rc = gofer_fc_client_init(&self.ep, memfd, offset, length)
-        if rc:
-            raise OSError(-rc, "mapping the channel: " + os.strerror(-rc))
-        self.mapped = True
-        self.fdsock = fdsock
-
-    def __dealloc__(self):
-        self.close()
-
-    def connect(self):
-        cdef int rc
-        with nogil:
-            rc = gofer_fc_client_connect(&self.ep)
-        if rc:
-            raise OSError(-rc, "channel handshake: " + os.strerror(-rc))
-
-    def call(self, uint16_t mid, const unsigned char[:] payload not None):
-        """One round trip: returns (response MID, payload bytes, [fds])."""
-        cdef uint8_t* data = gofer_fc_data(&self.ep)
-        cdef Py_ssize_t n = payload.shape[0]
-        cdef uint32_t m
-        cdef int rc, fd
-        if n + CHANNEL_HEADER > gofer_fc_data_cap(&self.ep):
-            raise OSError(E.EIO, "request exceeds the channel")
-        lisafs_st16(<char*>data, mid)
-        data[2] = 0
-        data[3] = 0
-        if n:
-            memcpy(data + CHANNEL_HEADER, &payload[0], n)
-        with nogil:
-            rc = gofer_fc_client_send_recv(&self.ep, CHANNEL_HEADER + <uint32_t>n, &m)
-        if rc:
-            raise OSError(-rc, "channel: " + os.strerror(-rc))
-        if m < CHANNEL_HEADER:
-            raise OSError(E.EIO, "short channel response")
-        rmid = lisafs_ld16(<char*>data)
-        nfds = data[2]
-        body = PyBytes_FromStringAndSize(<char*>data + CHANNEL_HEADER, m - CHANNEL_HEADER)
-        fds = []
-        for _ in range(nfds):
-            if gofer_fdchan_recv(self.fdsock, &fd, 1) != 0:
-                break
-            fds.append(fd)
-        return rmid, body, fds
-
-    def shutdown(self):
-        if self.mapped:
-            gofer_fc_shutdown(&self.ep)
-
-    def close(self):
-        if self.mapped:
-            gofer_fc_destroy(&self.ep)
-            self.mapped = False
-        if self.fdsock >= 0:
-            close(self.fdsock)
-            self.fdsock = -1

@@ -1,5 +1,5 @@
 # Declarations of the native core in native/ (C): flipcall endpoint,
-# packet-window allocator and fdchannel. See the headers for the contracts.
+# packet-window allocator, fdchannel and the spin policy. See the headers for the contracts.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 cdef extern from "flipcall.h" nogil:
@@ -21,6 +21,14 @@ cdef extern from "flipcall.h" nogil:
     void gofer_fc_shutdown(gofer_fc_ep* ep)
     void gofer_fc_destroy(gofer_fc_ep* ep)
     void gofer_fc_set_spin_ns(gofer_fc_ep* ep, uint64_t ns)
+
+cdef extern from "spin.h" nogil:
+    struct gofer_spin:
+        uint64_t max_ns
+    uint64_t gofer_spin_default_ns()
+    void gofer_spin_init(gofer_spin* s, uint64_t max_ns)
+    int gofer_spin_poll(gofer_spin* s, int (*ready)(void* arg) noexcept nogil, void* arg)
+    uint64_t gofer_now_ns()
 
 cdef extern from "fdchannel.h" nogil:
     int gofer_fdchan_pair(int fds[2])

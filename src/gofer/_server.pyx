@@ -25,7 +25,7 @@ from gofer._wire cimport (
     Reader, Writer, Statx, lisafs_statx, lisafs_inode, statx_from_c,
     r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
     w_reserve, w_u8, w_u16, w_u32, w_u64, w_str,
-    lisafs_ld16, lisafs_ld32, lisafs_st16, lisafs_st32, lisafs_st64)
+    lisafs_ld16, lisafs_ld32, lisafs_ld64, lisafs_st16, lisafs_st32, lisafs_st64)
 from gofer._native cimport *
 from gofer import _wire
 from gofer._wire import MessageTooLarge, ProtocolError
@@ -672,6 +672,31 @@ cdef int errno_of(exc, uint16_t mid) noexcept:
     return E.EREMOTEIO
 
 
+# Where the FD a request acts on sits in its payload (the first FD of
+# Close and FSync's lists), for the request log; -1: none.
+cdef Py_ssize_t FD_OFFSET[MAX_MID + 1]
+for _mid in range(MAX_MID + 1):
+    FD_OFFSET[_mid] = -1 if _mid in (_wire.ERROR, _wire.MOUNT, _wire.CHANNEL) else 0
+FD_OFFSET[_wire.PREAD] = FD_OFFSET[_wire.PWRITE] = 8
+FD_OFFSET[_wire.CLOSE] = FD_OFFSET[_wire.FSYNC] = 2
+
+
+cdef void trace_request(uint16_t mid, const char* req, Py_ssize_t n, int err,
+                        uint64_t start) noexcept:
+    """One debug line per request, as runsc's --debug logs each RPC: the
+    message, the FD it acts on, the errno answered and how long it took."""
+    cdef Py_ssize_t at = FD_OFFSET[mid] if mid <= MAX_MID else -1
+    cdef uint64_t took = gofer_now_ns() - start
+    try:
+        fd = lisafs_ld64(req + at) if 0 <= at and at + 8 <= n else None
+        log.debug("%s fd=%s errno=%d (%s) %d.%03d ms",
+                  _wire.MID_NAMES[mid] if mid <= MAX_MID else mid, fd, err,
+                  E.errorcode.get(err, "OK") if err else "OK",
+                  took // 1000000, took // 1000 % 1000)
+    except BaseException:
+        pass
+
+
 # ---------------------------------------------------------------- connection
 
 cdef class Connection:
@@ -688,7 +713,9 @@ cdef class Connection:
     cdef int sock
     cdef bint closed
     cdef bint mounted
+    cdef bint trace                 # log every request (--log-level debug)
     cdef list channels
+    cdef object channels_lock       # guards `channels` and `closed`
     cdef gofer_pwa pwa              # the memfd all channel windows come from
 
     def __init__(self, Server server not None, ConnectionImpl impl not None,
@@ -706,7 +733,9 @@ cdef class Connection:
         self.next_fdid = 1
         self.max_msg = opts.max_message_size
         self.sock = -1
+        self.trace = log.isEnabledFor(logging.DEBUG)
         self.channels = []
+        self.channels_lock = threading.Lock()
         self.pwa.fd = -1
         mids = opts.supported_messages
         if mids is None:
@@ -782,6 +811,7 @@ cdef class Connection:
         the response MID (0 = Error, with the errno written as payload)."""
         cdef Reader r
         cdef int err, i
+        cdef uint64_t start = gofer_now_ns() if self.trace else 0
         r.buf = req
         r.len = n
         r.pos = 0
@@ -800,6 +830,8 @@ cdef class Connection:
             except BaseException as exc:
                 err = errno_of(exc, mid)
             release_held(o)
+        if self.trace:
+            trace_request(mid, req, n, err, start)
         if err == 0:
             if mid != _wire.CHANNEL:    # a channel's FDs are the transport's own
                 for i in range(o.nfds):
@@ -1390,13 +1422,21 @@ cdef class Connection:
         return 0
 
     cdef int h_channel(self, Out* o) except -1:
+        # Under the lock teardown takes to set `closed` and collect the
+        # channels (a Channel RPC may come over a channel, racing it): a
+        # channel is either refused or recorded, its thread started, before
+        # teardown looks, so none outlives the connection.
+        with self.channels_lock:
+            if self.closed:
+                return E.ENOSYS
+            return self.new_channel(o)
+
+    cdef int new_channel(self, Out* o) except -1:
         cdef int64_t offset
         cdef uint64_t length
         cdef int pair[2]
         cdef int rc
         cdef Channel ch
-        if self.closed:
-            return E.ENOSYS
         if len(self.channels) >= MAX_CHANNELS:
             return E.ENOMEM
         if self.pwa.fd < 0:
@@ -1413,8 +1453,7 @@ cdef class Connection:
         if rc:
             return -rc
         ch.mapped = True
-        if SPIN_OVERRIDE >= 0:
-            gofer_fc_set_spin_ns(&ch.ep, SPIN_OVERRIDE)
+        gofer_fc_set_spin_ns(&ch.ep, SPIN_NS)
         ch.req = <char*>malloc(self.max_msg)
         if ch.req == NULL:
             return E.ENOMEM
@@ -1443,16 +1482,20 @@ cdef class Connection:
         return 0
 
     cdef void close_channels(self) noexcept:
-        """Stops every channel: wakes its thread, waits for it, unmaps."""
+        """Closes the connection to channels: no new one starts, and every
+        one it has is woken, waited for and unmapped."""
         cdef Channel ch
-        chans, self.channels = self.channels, []
+        with self.channels_lock:
+            self.closed = True
+            chans, self.channels = self.channels, []
         for c in chans:
             (<Channel>c).shutdown()
         for c in chans:
             try:
                 (<Channel>c).thread.join()
             except BaseException:
-                pass
+                continue
+            (<Channel>c).release()
         if self.pwa.fd >= 0:
             gofer_pwa_destroy(&self.pwa)
 
@@ -1526,9 +1569,8 @@ cdef class Connection:
         o.w.buf = resp + 8
         o.w.cap = self.max_msg
         o.w.growable = False
-        cdef Spin spin
-        spin.max_ns = spin.cur_ns = SOCKET_SPIN_NS
-        spin.misses = spin.waits = 0
+        cdef gofer_spin spin
+        gofer_spin_init(&spin, SPIN_NS)
         try:
             while True:
                 if sock_read(sock, req, 8, &spin) <= 0:
@@ -1557,7 +1599,6 @@ cdef class Connection:
         finally:
             free(req)
             free(resp)
-            self.closed = True
             self.close_channels()
             self.close_all()
             self.sock = -1
@@ -1566,16 +1607,6 @@ cdef class Connection:
 
 # ---------------------------------------------------------------- socket I/O
 
-cdef extern from "<time.h>" nogil:
-    struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(int, timespec*)
-    int CLOCK_MONOTONIC
-
-cdef extern from "<sched.h>" nogil:
-    int sched_yield()
-
 cdef extern from "<errno.h>" nogil:
     int EWOULDBLOCK
 
@@ -1583,58 +1614,36 @@ cdef extern from "<sys/socket.h>" nogil:
     int MSG_DONTWAIT
 
 
-# How long the socket thread polls for the next request before sleeping in
-# recvmsg. Sleeping lets an idle vCPU halt, and waking it costs tens of µs on
-# a VM; a client that sends its next request within the window is answered
-# without that. 0 on a single CPU, where polling only delays the client.
-SOCKET_SPIN_NS = 50000 if len(os.sched_getaffinity(0)) > 1 else 0
-# GOFER_SPIN_NS overrides both this and the channels' window (for tuning).
-SPIN_OVERRIDE = int(os.environ["GOFER_SPIN_NS"]) if os.environ.get("GOFER_SPIN_NS") else -1
-if SPIN_OVERRIDE >= 0:
-    SOCKET_SPIN_NS = SPIN_OVERRIDE
+# The spin window of both transports (native/spin.h): gofer_spin_default_ns(),
+# or GOFER_SPIN_NS from the environment (for tuning).
+SPIN_NS = int(os.environ["GOFER_SPIN_NS"]) if os.environ.get("GOFER_SPIN_NS") else \
+    gofer_spin_default_ns()
 
 
-cdef struct Spin:
-    uint64_t max_ns         # the configured window
-    uint64_t cur_ns         # the window now: halves while polls keep missing
-    uint32_t misses
-    uint32_t waits
+cdef struct Recv:
+    int sock
+    msghdr* msg
+    Py_ssize_t got
 
 
-cdef inline uint64_t now_ns() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return <uint64_t>ts.tv_sec * 1000000000 + ts.tv_nsec
+cdef int recv_ready(void* arg) noexcept nogil:
+    """spin.h's ready(): a non-blocking recvmsg got something (or failed)."""
+    cdef Recv* r = <Recv*>arg
+    r.got = recvmsg(r.sock, r.msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
+    return r.got >= 0 or (errno != EAGAIN and errno != EWOULDBLOCK)
 
 
-cdef Py_ssize_t recv_spinning(int sock, msghdr* msg, Spin* s) noexcept nogil:
-    """recvmsg that polls (yielding the CPU) for up to the spin window before
-    blocking. Adaptive like the flipcall endpoint: a caught request restores
-    the full window, repeated misses shrink it, and an idle connection ends
-    up blocking at once, with a full-length try every 16th wait."""
-    cdef Py_ssize_t k
-    cdef uint64_t budget = s.cur_ns, start
-    s.waits += 1
-    if budget == 0 and s.waits % 16 == 0:
-        budget = s.max_ns
-    if budget:
-        start = now_ns()
-        while True:
-            k = recvmsg(sock, msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)
-            if k >= 0 or (errno != EAGAIN and errno != EWOULDBLOCK):
-                s.cur_ns = s.max_ns
-                s.misses = 0
-                return k
-            if now_ns() - start >= budget:
-                break
-            sched_yield()
-        s.misses += 1
-        if s.misses >= 2:
-            s.cur_ns = s.cur_ns // 2 if s.cur_ns >= 2000 else 0
+cdef Py_ssize_t recv_spinning(int sock, msghdr* msg, gofer_spin* spin) noexcept nogil:
+    """recvmsg that polls for the spin window first (native/spin.h)."""
+    cdef Recv r
+    r.sock = sock
+    r.msg = msg
+    if gofer_spin_poll(spin, recv_ready, &r):
+        return r.got
     return recvmsg(sock, msg, MSG_CMSG_CLOEXEC)
 
 
-cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, Spin* spin=NULL) noexcept:
+cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, gofer_spin* spin=NULL) noexcept:
     """Reads exactly n bytes; 0 on EOF, -1 on error. With `spin`, the wait
     for the first byte polls first (see recv_spinning). Any FDs a
     (misbehaving) client attaches are closed, never kept."""

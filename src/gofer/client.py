@@ -17,7 +17,7 @@ import struct
 import threading
 
 from gofer import _wire
-from gofer._server import ChannelClient
+from gofer._client import ChannelClient
 from gofer._wire import decode_response, encode_request
 
 _HEADER = struct.Struct("<IHH")

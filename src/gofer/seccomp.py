@@ -243,7 +243,7 @@ def _stock():
         )]),
         ("sendmsg", [((2, EQ, flags),) for flags in (
             MSG_NOSIGNAL,               # responses and donated FDs on the socket
-            0,                          # fdchannel: one FD per datagram
+            MSG_DONTWAIT | MSG_NOSIGNAL,    # fdchannel: one FD per datagram, never waiting
         )]),
         ("socketpair", [((0, EQ, AF_UNIX), (1, EQ, SOCK_SEQPACKET | SOCK_CLOEXEC), (2, EQ, 0))]),
         ("shutdown", [((1, EQ, SHUT_RDWR),)]),   # Service.stop ends live connections
@@ -264,9 +264,11 @@ def _host_uds(open_, create):
     """gVisor's udsCommon/udsOpen/udsCreate sets, for our host backend."""
     out = []
     if open_ or create:
-        # Connect / BindAt: socket(AF_UNIX, type|SOCK_CLOEXEC, 0).
-        out.append(("socket", [((0, "EQ", AF_UNIX), (1, "EQ", t | SOCK_CLOEXEC), (2, "EQ", 0))
-                               for t in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET)]))
+        # BindAt: socket(AF_UNIX, type|SOCK_CLOEXEC, 0); Connect adds
+        # SOCK_NONBLOCK (a full listener answers EAGAIN).
+        out.append(("socket", [((0, "EQ", AF_UNIX), (1, "EQ", t | flags), (2, "EQ", 0))
+                               for t in (SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET)
+                               for flags in (SOCK_CLOEXEC, SOCK_CLOEXEC | SOCK_NONBLOCK)]))
     if open_:
         out += [
             ("connect", []),            # Connect, to /proc/self/fd/N of the socket file

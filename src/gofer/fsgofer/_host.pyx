@@ -27,6 +27,8 @@ cdef extern from "<fcntl.h>" nogil:
     int openat(int, const char*, int, ...)
     int O_PATH, O_NOFOLLOW, O_CLOEXEC, O_RDONLY, O_DIRECTORY, O_NONBLOCK, AT_EMPTY_PATH
     int O_CREAT, O_EXCL, O_WRONLY
+    int fcntl(int, int, ...)
+    int F_GETFL, F_SETFL
     int AT_SYMLINK_NOFOLLOW, AT_STATX_DONT_SYNC
 
 cdef extern from "<sys/stat.h>" nogil:
@@ -403,7 +405,10 @@ cdef class HostControlFD(ControlFDImpl):
 
     def connect(self, sock_type):
         self.check_connect(sock_type)
-        s = socket.socket(socket.AF_UNIX, sock_type | socket.SOCK_CLOEXEC)
+        # Non-blocking: a listener whose backlog is full answers EAGAIN
+        # rather than holding this connection (and its locks) until it
+        # accepts.
+        s = socket.socket(socket.AF_UNIX, sock_type | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
         try:
             s.connect(self.proc_path())      # the socket file itself, not a path
         except BaseException:
@@ -585,8 +590,16 @@ cdef class HostBoundSocketFD(BoundSocketFDImpl):
         check(listen(self.fd, backlog))
 
     def accept(self):
-        # Never blocks (the gofer must not); the peer address stays private.
-        cdef int fd = accept4(self.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
+        # Never blocks: the listening socket's open file description is the
+        # client's too, and a client may have cleared O_NONBLOCK on it; it
+        # is set again first. Should a client clear it in between, only
+        # this connection waits, with the GIL released. The peer address
+        # stays private.
+        cdef int fd, fl = fcntl(self.fd, F_GETFL)
+        if fl >= 0 and not fl & O_NONBLOCK:
+            fcntl(self.fd, F_SETFL, fl | O_NONBLOCK)
+        with nogil:
+            fd = accept4(self.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)
         check(fd)
         return fd, b""
 

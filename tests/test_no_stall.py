@@ -1,0 +1,281 @@
+"""No client can stall another (issue 12): a hostile client that makes one
+of its own RPCs wait on the host must not freeze the gofer. While it is
+stuck, a new client mounts and is answered; once it goes away, the gofer's
+FDs and threads return to what they were.
+
+The gofer runs as `gofer serve` in its own process, so that a server
+holding the GIL cannot also freeze the test. Waits are bounded by LIMIT,
+a liveness bound, not a speed target.
+"""
+import errno
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from gofer import _wire as w
+from gofer._wire import encode_request
+from gofer.client import ChannelClient, Client
+
+LIMIT = 60.0          # seconds before a wait counts as "never"
+NO_ID = 0xFFFFFFFF
+
+
+def wait_until(cond, what):
+    deadline = time.monotonic() + LIMIT
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail("never happened: " + what)
+        time.sleep(0.02)
+
+
+class Gofer:
+    def __init__(self, tmp_path):
+        self.tree = tmp_path / "root"
+        self.tree.mkdir()
+        (self.tree / "file.txt").write_bytes(b"hello, gofer\n")
+        self.path = tmp_path / "gofer.sock"
+        self.log = open(tmp_path / "gofer.log", "w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gofer", "serve", str(self.tree), "--socket", str(self.path),
+             "--host-uds", "all", "--host-fifo", "open"], stderr=self.log)
+        # It says so once it listens, before any client came: the baseline.
+        wait_until(lambda: "gofer: serving" in self.output() or self.proc.poll() is not None,
+                   "gofer listens")
+        assert self.proc.poll() is None, self.output()
+        self.baseline = self.usage()
+
+    def usage(self):
+        """The gofer's open FDs and threads."""
+        pid = self.proc.pid
+        return len(os.listdir("/proc/%d/fd" % pid)), len(os.listdir("/proc/%d/task" % pid))
+
+    def client(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(LIMIT)
+        s.connect(str(self.path))
+        return Client(s)
+
+    def answers_others(self):
+        """A new client mounts and stats its root (raises on timeout)."""
+        with self.client() as c:
+            assert c.fstat(c.root.control_fd).mask & w.STATX_TYPE
+
+    def answers_while(self, fn, what):
+        """Runs `fn` (one client's RPC that might wait) on a thread; checks
+        that meanwhile others are answered and that `fn` then ends."""
+        rpc = Pending(fn)
+        self.answers_others()
+        wait_until(rpc.done.is_set, what)
+        return rpc
+
+    def back_to_baseline(self):
+        wait_until(lambda: self.usage() == self.baseline,
+                   "the gofer's FDs and threads return to %s (now %s)"
+                   % (self.baseline, self.usage()))
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read()
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def gofer(tmp_path):
+    g = Gofer(tmp_path)
+    yield g
+    g.stop()
+
+
+class Pending:
+    """Runs `fn` on a daemon thread (an RPC that may never return)."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, args=(fn,), daemon=True).start()
+
+    def _run(self, fn):
+        try:
+            self.result = fn()
+        except BaseException as e:
+            self.error = e
+        self.done.set()
+
+    def errno(self):
+        return getattr(self.error, "errno", None)
+
+
+def make_blocking(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+
+
+def walk(c, name):
+    status, [ino] = c.walk(c.root.control_fd, [name])
+    assert status == w.WALK_SUCCESS
+    return ino.control_fd
+
+
+def test_client_not_reading_its_fdchannel(gofer):
+    # Every OpenAt over a channel donates an FD through the channel's
+    # fdchannel; this client never reads it, so its buffer fills (after
+    # ~280 FDs). The gofer must stop donating rather than block.
+    c = gofer.client()
+    f = walk(c, b"file.txt")
+    resp, (memfd, fdsock) = c.call_fds(w.CHANNEL)
+    elsewhere, _ = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ch = ChannelClient(memfd, resp["data_offset"], resp["data_length"], elsewhere.detach())
+    os.close(memfd)
+    ch.connect()
+    opens = 400
+
+    def flood():
+        for _ in range(opens):
+            rmid, body, _ = ch.call(w.OPEN_AT, encode_request(w.OPEN_AT, dict(fd=f, flags=0)))
+            assert rmid == w.OPEN_AT
+            ofd = w.decode_response(w.OPEN_AT, body)["open_fd"]
+            assert ch.call(w.CLOSE, encode_request(w.CLOSE, dict(fds=[ofd])))[0] == w.CLOSE
+
+    flooding = Pending(flood)
+    gofer.answers_others()
+    wait_until(flooding.done.is_set, "every OpenAt is answered")
+    assert flooding.error is None, flooding.error
+    queued = 0
+    with socket.socket(fileno=fdsock) as s:
+        s.setblocking(False)
+        while True:
+            try:
+                _, fds, _, _ = socket.recv_fds(s, 1, 1)
+            except BlockingIOError:
+                break
+            queued += 1
+            for fd in fds:
+                os.close(fd)
+    assert 0 < queued < opens        # the buffer did fill up
+    ch.close()
+    c.close()
+    gofer.back_to_baseline()
+
+
+def test_open_waiting_for_a_lease_break(gofer):
+    # The client's read lease on its donated FD makes the gofer's
+    # openat(O_WRONLY) wait for the lease break (up to 45 s).
+    previous = signal.signal(signal.SIGIO, lambda *_: None)     # the break notice
+    try:
+        c = gofer.client()
+        f = walk(c, b"file.txt")
+        _, host_fd = c.open_at(f, os.O_RDONLY)
+        fcntl.fcntl(host_fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        opening = Pending(lambda: c.open_at(f, os.O_WRONLY))
+        # A break in progress reports the lease it goes down to.
+        wait_until(lambda: fcntl.fcntl(host_fd, fcntl.F_GETLEASE) == fcntl.F_UNLCK,
+                   "the gofer's open breaks the lease")
+        gofer.answers_others()
+        assert not opening.done.is_set()
+        fcntl.fcntl(host_fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        wait_until(opening.done.is_set, "the open completes once the lease is gone")
+        assert opening.error is None, opening.error
+        os.close(opening.result[1])
+        os.close(host_fd)
+        c.close()
+    finally:
+        signal.signal(signal.SIGIO, previous)
+    gofer.back_to_baseline()
+
+
+def bound_socket(c, backlog):
+    r, (host_fd,) = c.call_fds(w.BIND_AT, dir_fd=c.root.control_fd, uid=NO_ID, gid=NO_ID,
+                               mode=0o755, sock_type=socket.SOCK_STREAM, name=b"s")
+    c.call(w.LISTEN, fd=r["bound_socket_fd"], backlog=backlog)
+    return r["bound_socket_fd"], host_fd
+
+
+def test_accept_on_a_socket_the_client_made_blocking(gofer):
+    # The donated FD shares its open file description with the gofer's:
+    # clearing O_NONBLOCK on it would make the gofer's accept4() wait.
+    c = gofer.client()
+    bfd, host_fd = bound_socket(c, 1)
+    make_blocking(host_fd)
+    accepting = gofer.answers_while(lambda: c.call(w.ACCEPT, fd=bfd),
+                                    "Accept with nobody connecting is answered")
+    assert accepting.errno() == errno.EAGAIN, accepting.error
+    # A pending connection is still accepted.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as peer:
+        peer.connect(str(gofer.tree / "s"))
+        _, (conn,) = c.call_fds(w.ACCEPT, fd=bfd)
+        os.close(conn)
+    os.close(host_fd)
+    c.close()
+    gofer.back_to_baseline()
+
+
+def test_connect_to_a_full_listener(gofer):
+    # A listener with a full backlog would make connect() wait until it
+    # accepts, which this client never does.
+    c = gofer.client()
+    _, host_fd = bound_socket(c, 0)
+    s = walk(c, b"s")
+
+    def connect_twice():
+        for _ in range(2):
+            _, fds = c.call_fds(w.CONNECT, fd=s, sock_type=socket.SOCK_STREAM)
+            for fd in fds:
+                os.close(fd)
+
+    connecting = gofer.answers_while(connect_twice, "Connect to a full listener is answered")
+    assert connecting.errno() == errno.EAGAIN, connecting.error
+    os.close(host_fd)
+    c.close()
+    gofer.back_to_baseline()
+
+
+def test_fifo_without_a_peer(gofer):
+    # Opening a FIFO without a peer would wait; the gofer opens it
+    # non-blocking (ENXIO for a writer with no reader) and reads and
+    # writes of a FIFO are the client's own, on the donated FD.
+    os.mkfifo(gofer.tree / "fifo")
+    c = gofer.client()
+    f = walk(c, b"fifo")
+    opening = gofer.answers_while(lambda: c.open_at(f, os.O_WRONLY),
+                                  "OpenAt(O_WRONLY) of a FIFO without a reader is answered")
+    assert opening.errno() == errno.ENXIO, opening.error
+    ofd, host_fd = c.open_at(f, os.O_RDONLY)
+    make_blocking(host_fd)
+    reading = gofer.answers_while(lambda: c.pread(ofd, 0, 10), "PRead of an empty FIFO is answered")
+    assert reading.errno() == errno.ESPIPE, reading.error
+    os.close(host_fd)
+    c.close()
+    gofer.back_to_baseline()
+
+
+def test_channel_requests_racing_hang_up_leave_nothing_behind(gofer):
+    # A Channel RPC sent over a channel, while the client closes its
+    # socket: the new channel must be refused or torn down with the rest.
+    for _ in range(300):
+        c = gofer.client()
+        c.start_channels(1)
+        ch = c._channels[0]
+
+        def another_channel():
+            _, _, fds = ch.call(w.CHANNEL, b"")
+            for fd in fds:
+                os.close(fd)
+
+        racing = Pending(another_channel)
+        c.sock.close()
+        if not racing.done.wait(LIMIT):
+            ch.shutdown()                   # the gofer never answered: give up
+            racing.done.wait(LIMIT)
+        ch.close()
+    gofer.answers_others()
+    gofer.back_to_baseline()
