@@ -133,6 +133,10 @@ LONG = "/tmp/" + "s" * 115                       # 120 bytes: more than a sun_pa
     (["--log-fd=x", "gofer", "c"], "invalid value 'x' for --log-fd"),
     (["--fdlimit=lots", "gofer", "c"], "invalid value 'lots' for --fdlimit"),
     (["gofer", "--bundle", "B", "c"], "no --io-fds given"),
+    # runsc's global flags, with a space: accepted, and no warning before the error
+    (["--root", "/var/run/runsc", "gofer"], "takes one CONTAINER_ID after its flags, not 0"),
+    (["--root", "/var/run/runsc", "gofer", "--rpc-fd=3", "--bogus", "c"], "unknown flag: --bogus"),
+    (["--root", "/var/run/runsc", "gofer", "--rpc-fd=3", "--bundle", "B", "c"], "no --io-fds given"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, args, message):
     r = gofer(*args, cwd=tmp_path)
