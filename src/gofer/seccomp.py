@@ -148,8 +148,8 @@ def _stock():
         ("rt_sigaction", []),           # glibc's first pthread_create; Python's signal handlers
         ("rt_sigreturn", []),           # return from any signal handler (SIGTERM, SIGSYS log)
         ("restart_syscall", []),        # a futex/sleep interrupted by a signal resumes
-        ("rt_sigtimedwait", []),        # gofer serve's signal thread: sigwait(), entered
-                                        # again after a stop/continue or before the filter
+        ("rt_sigtimedwait", []),        # gofer serve's signal thread waits in sigwait(),
+                                        # re-entered under the filter after a stop/continue
         ("sched_yield", []),            # flipcall shutdown waits for a blocked waiter to leave
         ("sched_getaffinity", [((0, EQ, 0),)]),   # flipcall: spin only with >= 2 CPUs (own pid)
         # futex: the GIL and threading locks (glibc condvars, semaphores,
