@@ -34,7 +34,8 @@ import os
 import sys
 from pathlib import Path
 
-INSTALL_HINT = "pip install '.[bench]' ./examples/memfs"
+INSTALL_HINT = ("scripts/bench installs them into .venv "
+                "(or pip install '.[bench]' ./examples/memfs)")
 try:
     import numpy as np
 except ImportError as e:

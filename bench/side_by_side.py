@@ -12,8 +12,9 @@ the socket and over flipcall channels. Servers alternate within each round
 2-core machine hits both alike. Start-up time (spawn until a Mount RPC
 succeeds) is measured for both servers the same way.
 
-Needs the bench extra and the memfs example (pip install '.[bench]'
-./examples/memfs); says so before building anything if they are missing.
+Needs the bench extra and the memfs example (scripts/bench installs them
+into .venv and runs this; elsewhere pip install '.[bench]' ./examples/memfs);
+says so before building anything if they are missing.
 Writes one JSON file to --out (default: results/ in the data directory,
 $XDG_DATA_HOME/gofer/bench or ~/.local/share/gofer/bench, outside the
 checkout), prints a table and renders the dashboard (bench/dashboard.py) from

@@ -133,6 +133,10 @@ LONG = "/tmp/" + "s" * 115                       # 120 bytes: more than a sun_pa
     (["--log-fd=x", "gofer", "c"], "invalid value 'x' for --log-fd"),
     (["--fdlimit=lots", "gofer", "c"], "invalid value 'lots' for --fdlimit"),
     (["gofer", "--bundle", "B", "c"], "no --io-fds given"),
+    # runsc's global flags, with a space: accepted, and no warning before the error
+    (["--root", "/var/run/runsc", "gofer"], "takes one CONTAINER_ID after its flags, not 0"),
+    (["--root", "/r", "gofer", "--rpc-fd=3", "--bogus", "c"], "unknown flag: --bogus"),
+    (["--root", "/r", "gofer", "--rpc-fd=3", "--bundle", "B", "c"], "no --io-fds given"),
 ])
 def test_a_bad_command_line_is_one_line_and_exit_2(tmp_path, args, message):
     r = gofer(*args, cwd=tmp_path)
@@ -315,6 +319,19 @@ def read_file(c):
     fd, h = c.open_at(f.control_fd, os.O_RDONLY)
     os.close(h)
     return c.pread(fd, 0, 100)
+
+
+def test_serve_under_seccomp_survives_a_stop_and_continue(tree, tmp_path):
+    """Ctrl-Z then fg: the signal thread enters sigwait() again, under the filter
+    (rt_sigtimedwait; without it the kernel killed the server with SIGSYS)."""
+    sock = str(tmp_path / "g.sock")
+    srv = Serve(str(tree), "--socket", sock, "--seccomp=kill")
+    srv.p.send_signal(signal.SIGSTOP)
+    os.waitpid(srv.p.pid, os.WUNTRACED)             # stopped for sure
+    srv.p.send_signal(signal.SIGCONT)
+    with connect(sock) as c:
+        assert read_file(c) == b"hello, gofer\n"
+    assert "Traceback" not in srv.stop()
 
 
 def test_a_client_taking_every_fd_it_may_leaves_the_rest_to_others(tree, tmp_path):

@@ -292,7 +292,8 @@ def test_missing_benchmark_dependency_fails_fast_naming_the_extra(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "bench" / "side_by_side.py"), "--quick"],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert r.returncode != 0
-    assert "numpy" in r.stderr and "pip install '.[bench]'" in r.stderr
+    assert "numpy" in r.stderr and "scripts/bench" in r.stderr
+    assert "pip install '.[bench]'" in r.stderr
     assert "Traceback" not in r.stderr and "building" not in r.stderr
 
 

@@ -1,4 +1,4 @@
-# Shared set-up for scripts/demo, scripts/test and scripts/sandbox (sourced).
+# Shared set-up for scripts/demo, scripts/test, scripts/bench and scripts/sandbox (sourced).
 # Everything Python goes into the project's virtual environment ($GOFER_VENV,
 # default .venv), never the system or global interpreter. Re-runs reuse what
 # is already built.
@@ -42,7 +42,9 @@ base_python() {
 
 # install_gofer [EXTRA] [PATH...]: gofer (with pip extra EXTRA, e.g. "test")
 # and the given local packages into the venv; skipped when nothing they are
-# built from changed since the last install.
+# built from changed since the last install. gofer's wheel is built once per
+# state of its sources and kept in the venv, so scripts/demo, scripts/test and
+# scripts/bench share one build.
 install_gofer() {
   local extra=${1:+[$1]}; shift || true
   if [ ! -x "$PY" ]; then
@@ -51,18 +53,37 @@ install_gofer() {
     "$base" -m venv "$VENV"
     "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
   fi
+  local gofer_src
+  gofer_src=$(sources_hash src native CMakeLists.txt pyproject.toml)
   # One stamp per set of arguments, holding the hash of the sources.
   local stamp=$VENV/.gofer-installed-$(echo "$extra $*" | sha256sum | cut -c1-12)
-  local want
-  want=$(cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
-           -- src native CMakeLists.txt pyproject.toml "$@" | xargs -0 sha256sum | sha256sum)
+  local want; want="$gofer_src $(sources_hash "$@")"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     step "gofer is up to date in $VENV"
     return 0
   fi
-  step "building and installing gofer$extra into $VENV (the first build takes about a minute)"
-  (cd "$REPO" && "$PY" -m pip install -q --disable-pip-version-check ".$extra" "$@")
+  local wheels=$VENV/.gofer-wheel/${gofer_src:0:16} wheel
+  wheel=$(ls "$wheels"/gofer-*.whl 2>/dev/null | head -n1 || true)
+  if [ -z "$wheel" ]; then
+    step "building gofer's wheel (the first build takes about a minute)"
+    rm -rf "$VENV/.gofer-wheel"               # only the current sources' wheel is kept
+    (cd "$REPO" && "$PY" -m pip wheel -q --disable-pip-version-check --no-deps \
+       --wheel-dir "$wheels" .)
+    wheel=$(ls "$wheels"/gofer-*.whl)
+  fi
+  step "installing gofer$extra${*:+ and $*} into $VENV"
+  # The same version from another build is "already satisfied" to pip: replace
+  # it first, then add the extra's dependencies and the local packages.
+  "$PY" -m pip install -q --disable-pip-version-check --no-deps --force-reinstall "$wheel"
+  (cd "$REPO" && "$PY" -m pip install -q --disable-pip-version-check "$wheel$extra" "$@")
   echo "$want" > "$stamp"
+}
+
+# sources_hash PATH...: one hash of the files git would track under PATHs.
+sources_hash() {
+  [ $# -eq 0 ] && { echo none; return; }
+  (cd "$REPO" && git ls-files -z --cached --others --exclude-standard -- "$@" |
+     xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 
 need_go() {

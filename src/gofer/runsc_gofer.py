@@ -178,10 +178,6 @@ def _report(streams, kind, message):
 
 def run(g, args, log_streams):
     fdlimit = _global(g, "fdlimit", goflag.parse_int, "-1")
-    ignored = sorted(set(g.runsc) - HONOURED_GLOBALS)
-    if ignored:
-        log.warning("ignoring runsc flags this gofer does not implement: %s",
-                    " ".join("--" + n for n in ignored))
     exts = extension.load_entry_points(_named_extensions(args))
     fs = build_flags(exts)
     try:
@@ -200,17 +196,22 @@ def run(g, args, log_streams):
         raise Usage("gofer gofer takes one CONTAINER_ID after its flags, not %d arguments%s" % (
             len(rest), ": " + " ".join(rest) if rest else ""))
     opts.container_id = rest[0]
+    if opts.spec_fd < 0 and not opts.bundle:
+        raise Usage("--spec-fd or --bundle is required")
+    io_fds = [fd for value in opts.io_fds for fd in value]
+    if not io_fds and opts.dev_io_fd < 0:
+        raise Usage("no --io-fds given")
+    # Warnings only once the command line is known good: a bad one is one line.
+    ignored = sorted(set(g.runsc) - HONOURED_GLOBALS)
+    if ignored:
+        log.warning("ignoring runsc flags this gofer does not implement: %s",
+                    " ".join("--" + n for n in ignored))
     inert = [f for f in INERT_FLAGS if getattr(opts, f) >= 0]
     if inert:
         log.warning("accepted without effect: %s", " ".join(
             "--" + f.replace("_", "-") for f in inert))
 
     # The spec, and which socket serves what.
-    if opts.spec_fd < 0 and not opts.bundle:
-        raise Usage("--spec-fd or --bundle is required")
-    io_fds = [fd for value in opts.io_fds for fd in value]
-    if not io_fds and opts.dev_io_fd < 0:
-        raise Usage("no --io-fds given")
     spec = specmod.load(opts.spec_fd, opts.bundle or None)
     plan = specmod.serving_plan(spec, io_fds, specmod.parse_mount_confs(opts.gofer_mount_confs))
     for c in plan:
