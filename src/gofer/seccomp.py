@@ -147,10 +147,9 @@ def _stock():
         ("rt_sigprocmask", []),         # pthread_create blocks signals around clone
         ("rt_sigaction", []),           # glibc's first pthread_create; Python's signal handlers
         ("rt_sigreturn", []),           # return from any signal handler (SIGTERM, SIGSYS log)
-        ("rt_sigtimedwait", []),        # gofer serve's signal thread waits in sigwait()
         ("restart_syscall", []),        # a futex/sleep interrupted by a signal resumes
-        ("rt_sigtimedwait", []),        # gofer serve's signal thread waits in sigwait(),
-                                        # re-entered under the filter after a stop/continue
+        ("rt_sigtimedwait", []),        # gofer serve's signal thread waits in sigwait(), which
+                                        # it enters under the filter (and again after SIGCONT)
         ("sched_yield", []),            # flipcall shutdown waits for a blocked waiter to leave
         ("sched_getaffinity", [((0, EQ, 0),)]),   # flipcall: spin only with >= 2 CPUs (own pid)
         # futex: the GIL and threading locks (glibc condvars, semaphores,
