@@ -1744,10 +1744,4 @@ cdef void prepare_donated(int fd) noexcept nogil:
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC)
 
 
-def donate_fd(int fd):
-    """prepare_donated() for a backend that wants it done early; returns fd."""
-    prepare_donated(fd)
-    return fd
-
-
 include "_channel.pxi"

@@ -190,7 +190,7 @@ def _stock():
         ("close", []),
         ("dup", []),                    # donated FDs (OpenAt, BindAt) are dups
         ("fcntl", [((1, EQ, cmd),) for cmd in (
-            F_GETFL, F_SETFL,           # donate_fd sets O_NONBLOCK
+            F_GETFL, F_SETFL,           # donated FDs are made O_NONBLOCK (dispatch)
             F_GETFD, F_SETFD,           # Python's os.open()/open() CLOEXEC checks
             F_DUPFD_CLOEXEC,            # os.dup() (Service.stop)
             F_ADD_SEALS,                # flipcall's memfd

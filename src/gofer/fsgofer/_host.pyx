@@ -19,7 +19,6 @@ import socket
 
 from gofer._wire cimport Writer, Statx, lisafs_statx, w_reserve, w_u16, lisafs_st16
 from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl, BoundSocketFDImpl
-from gofer._server import donate_fd
 from gofer._wire import StatFS
 from gofer import _wire
 
@@ -256,9 +255,7 @@ cdef class HostControlFD(ControlFDImpl):
             # With the host FD the client does I/O itself; FIFOs and devices
             # need it to wait on (the gofer never blocks on them).
             host_fd[0] = dup(fd)
-            if host_fd[0] >= 0:
-                donate_fd(host_fd[0])
-            elif self.ftype != S_IFREG:
+            if host_fd[0] < 0 and self.ftype != S_IFREG:
                 raise_errno(errno)
         return ofd
 
@@ -356,10 +353,7 @@ cdef class HostControlFD(ControlFDImpl):
             raise
         finally:
             close(fd)
-        host_fd = dup((<HostOpenFD>ofd).fd)
-        if host_fd >= 0:
-            donate_fd(host_fd)
-        return child, st, ofd, host_fd
+        return child, st, ofd, dup((<HostOpenFD>ofd).fd)
 
     def mkdir(self, mode, uid, gid, bytes name):
         os.mkdir(name, mode & 0o7777, dir_fd=self.fd)
@@ -414,7 +408,7 @@ cdef class HostControlFD(ControlFDImpl):
         except BaseException:
             s.close()
             raise
-        return donate_fd(s.detach())
+        return s.detach()
 
     def connect_with_creds(self, sock_type, uint32_t uid, uint32_t gid):
         # The host checks the socket's permissions as the sandbox's user: this
@@ -458,7 +452,7 @@ cdef class HostControlFD(ControlFDImpl):
             raise
         bound = HostBoundSocketFD.__new__(HostBoundSocketFD)
         (<HostBoundSocketFD>bound).fd = s.detach()
-        return child, st, bound, donate_fd(dup((<HostBoundSocketFD>bound).fd))
+        return child, st, bound, dup((<HostBoundSocketFD>bound).fd)
 
     def unlink(self, bytes name, uint32_t flags):
         check(unlinkat(self.fd, name, as_int(flags)))
@@ -649,4 +643,4 @@ cdef class HostConnection(ConnectionImpl):
         if not self.donate_mount_fd:
             return c
         host_fd = os.open(self.root, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-        return c, donate_fd(host_fd)
+        return c, host_fd
