@@ -1,6 +1,6 @@
 // The S3 server the gofer-s3 and gofer-tiered tests run against: SeaweedFS's
 // `weed`, built by tests/backends/seaweedfs_build.py into
-// ~/.cache/gofer/seaweedfs/<version>/weed.
+// ~/.cache/gofer/weed/<version>/weed.
 module gofer.test/seaweedfs
 
 go 1.26.6
