@@ -81,8 +81,13 @@ class WeedServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("weed exited (rc=%s):\n%s" % (self.proc.returncode, self.log()))
             try:
-                # Ready when a bucket takes an object (the volume server is up too).
-                client.create_bucket(Bucket=probe)
+                # Ready when a bucket takes an object (the volume server is up
+                # too); the bucket may be there from an earlier try whose
+                # put timed out while the first volume was being made.
+                try:
+                    client.create_bucket(Bucket=probe)
+                except client.exceptions.BucketAlreadyOwnedByYou:
+                    pass
                 client.put_object(Bucket=probe, Key="k", Body=b"x")
                 return self
             except Exception:

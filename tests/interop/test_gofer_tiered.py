@@ -143,10 +143,11 @@ def test_store_down_is_eio(tiered_serve, store, weed):
     t = tiered_serve(gofer_s3_timeout=1, gofer_s3_attempts=1)
     put(store, "f", b"data")
     assert t.read_file("f") == b"data"
+    f = t.fd("f")
     weed.stop()
     try:
         # Validation needs the store: EIO, never a stale or hung answer.
-        assert t.errno("open_at", fd=t.fd("f"), flags=os.O_RDONLY, timeout=60) == errno.EIO
+        assert t.errno("open_at", fd=f, flags=os.O_RDONLY, timeout=60) == errno.EIO
     finally:
         weed.start()
     assert t.read_file("f") == b"data"

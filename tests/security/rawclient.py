@@ -165,7 +165,7 @@ class Raw:
 
     def channel(self):
         """A connected, well-behaved channel whose `rpc` mirrors Raw.rpc."""
-        from gofer._server import ChannelClient
+        from gofer.client import ChannelClient
         off, length, memfd, fdsock = self.channel_fds()
         try:
             ch = ChannelClient(memfd, off, length, fdsock)
@@ -279,8 +279,13 @@ class GoferServer:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited (%s): %s" % (self.proc.returncode, self.log()))
             try:
-                Raw(self.socket).close()
-                break
+                # Ours says when it serves, its threads all started (the
+                # socket listens a little earlier): figures taken from then on
+                # are the baseline.
+                if refgofer or "gofer: serving" in self.log():
+                    Raw(self.socket).close()
+                    break
+                raise OSError("not serving yet")
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()

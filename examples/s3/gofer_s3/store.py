@@ -464,8 +464,11 @@ class S3ControlFD(ControlFDImpl):
             if old_base not in keys:
                 keys.append(None)            # an implicit directory: make its marker
         for key in keys:
-            if key is None:
-                store.put_empty(new_base)
+            if key is None or key.endswith("/"):
+                # A directory marker is empty: made anew, not copied (some
+                # stores, SeaweedFS among them, keep markers as directories
+                # that CopyObject does not find).
+                store.put_empty(new_base if key is None else new_base + key[len(old_base):])
                 continue
             new = new_base + key[len(old_base):]
             try:
