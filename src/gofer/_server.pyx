@@ -33,14 +33,6 @@ from gofer._wire import MessageTooLarge, ProtocolError
 
 log = logging.getLogger("gofer")
 
-XATTR_NAMED = frozenset([_wire.FGETXATTR, _wire.FSETXATTR, _wire.FREMOVEXATTR])
-# A u64 offset or length above this is a negative off_t to the host, which
-# refuses it with EINVAL (gVisor's fsgofer passes int64(x) on); the core
-# answers that for every backend, so none ever sees a negative offset.
-OFF_MAX = 0x7fffffffffffffff
-STATFS_FIELDS = ("type", "block_size", "blocks", "blocks_free", "blocks_available", "files",
-                 "files_free", "name_length")
-
 cdef enum:
     SETSTAT_MASK = 0x27a          # MODE|UID|GID|SIZE|ATIME|MTIME
     RENAME_EXCHANGE = 2
@@ -57,5 +49,6 @@ include "_backend.pxi"
 include "_nodes.pxi"
 include "_fds.pxi"
 include "_connection.pxi"
+include "_handlers.pxi"
 include "_socket.pxi"
 include "_channel.pxi"
