@@ -217,84 +217,6 @@ cdef class Connection:
         req = _wire.decode_request(mid, PyBytes_FromStringAndSize(r.buf, r.len))
         return handle_cold(self, mid, req, o)
 
-    cdef int h_channel(self, Out* o) except -1:
-        # Under the lock teardown takes to set `closed` and collect the
-        # channels (a Channel RPC may come over a channel, racing it): a
-        # channel is either refused or recorded, its thread started, before
-        # teardown looks, so none outlives the connection.
-        with self.channels_lock:
-            if self.closed:
-                return E.ENOSYS
-            return self.new_channel(o)
-
-    cdef int new_channel(self, Out* o) except -1:
-        cdef int64_t offset
-        cdef uint64_t length
-        cdef int pair[2]
-        cdef int rc
-        cdef Channel ch
-        if len(self.channels) >= MAX_CHANNELS:
-            return E.ENOMEM
-        if self.pwa.fd < 0:
-            rc = gofer_pwa_init(&self.pwa)
-            if rc:
-                return -rc
-        rc = gofer_pwa_alloc(&self.pwa, FLIPCALL_HEADER + CHANNEL_HEADER + self.max_msg,
-                             &offset, &length)
-        if rc:
-            return -rc
-        ch = Channel.__new__(Channel)
-        ch.conn = self
-        rc = gofer_fc_init(&ch.ep, self.pwa.fd, offset, length)
-        if rc:
-            return -rc
-        ch.mapped = True
-        gofer_fc_set_spin_ns(&ch.ep, SPIN_NS)
-        ch.req = <char*>malloc(self.max_msg)
-        if ch.req == NULL:
-            return E.ENOMEM
-        rc = gofer_fdchan_pair(pair)
-        if rc:
-            return -rc
-        ch.fdsock = pair[0]
-        o.fds[1] = pair[1]
-        o.fds[0] = dup(self.pwa.fd)
-        o.nfds = 2
-        if o.fds[0] < 0:
-            o.fds[0] = pair[1]
-            o.nfds = 1
-            return E.EMFILE
-        # The service thread waits for the client's handshake before the
-        # response (with the FDs) is even sent.
-        ch.thread = threading.Thread(target=ch.serve, daemon=True, name="gofer-channel")
-        try:
-            ch.thread.start()
-        except RuntimeError:            # "can't start new thread": out of a resource
-            ch.thread = None            # (it refers to ch: let ch go now, FDs and all)
-            return E.ENOMEM
-        self.channels.append(ch)
-        w_u64(&o.w, <uint64_t>offset)
-        w_u64(&o.w, length)
-        return 0
-
-    cdef void close_channels(self) noexcept:
-        """Closes the connection to channels: no new one starts, and every
-        one it has is woken, waited for and unmapped."""
-        cdef Channel ch
-        with self.channels_lock:
-            self.closed = True
-            chans, self.channels = self.channels, []
-        for c in chans:
-            (<Channel>c).shutdown()
-        for c in chans:
-            try:
-                (<Channel>c).thread.join()
-            except BaseException:
-                continue
-            (<Channel>c).release()
-        if self.pwa.fd >= 0:
-            gofer_pwa_destroy(&self.pwa)
-
     cdef uint64_t add_open_fd(self, ControlFD cfd, impl, uint32_t acc) except 0:
         if not isinstance(impl, OpenFDImpl):
             raise TypeError("expected an OpenFDImpl, got %s" % type(impl).__name__)
@@ -362,7 +284,7 @@ cdef class Connection:
         finally:
             free(req)
             free(resp)
-            self.close_channels()
+            close_channels(self)
             self.close_all()
             self.sock = -1
             close(sock)

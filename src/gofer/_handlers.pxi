@@ -398,7 +398,7 @@ cdef int handle_cold(Connection conn, uint16_t mid, dict q, Out* o) except -1:
     cdef Node node
     cdef int host_fd = -1, lookup_err = 0
     if mid == _wire.CHANNEL:
-        return conn.h_channel(o)
+        return h_channel(conn, o)
 
     if mid == _wire.SETSTAT:
         f = <ControlFD>need(conn, q["fd"], ControlFD, o)
