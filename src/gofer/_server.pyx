@@ -7,6 +7,9 @@ Storage is delegated to implementation objects (`ControlFDImpl`,
 backend overrides for speed and which by default call the snake_case Python
 methods an extension overrides. Handlers return 0 or a positive errno; a
 Python exception raised by an implementation becomes an errno at dispatch.
+
+This file holds the imports and protocol constants; the code is in the files
+it includes at the end, one per concept (table in docs/design.md).
 """
 import logging
 import os
