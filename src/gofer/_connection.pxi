@@ -169,7 +169,7 @@ cdef class Connection:
             err = E.EIO
         elif mid > MAX_MID or not self.supported[mid]:
             err = E.EOPNOTSUPP
-        elif not self.mounted and mid != _wire.MOUNT:
+        elif not self.mounted and mid != MID_MOUNT:
             err = E.EINVAL          # Mount comes before anything else
         else:
             try:
@@ -180,7 +180,7 @@ cdef class Connection:
         if self.trace:
             trace_request(mid, req, n, err, start)
         if err == 0:
-            if mid != _wire.CHANNEL:    # a channel's FDs are the transport's own
+            if mid != MID_CHANNEL:      # a channel's FDs are the transport's own
                 for i in range(o.nfds):
                     prepare_donated(o.fds[i])
             return mid
@@ -194,24 +194,9 @@ cdef class Connection:
 
     cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
         # The hot RPCs decode in place; the rest go through the table codec.
-        if mid == _wire.FSTAT:
-            return h_fstat(self, r, o)
-        if mid == _wire.WALK:
-            return h_walk(self, r, o)
-        if mid == _wire.PREAD:
-            return h_pread(self, r, o)
-        if mid == _wire.PWRITE:
-            return h_pwrite(self, r, o)
-        if mid == _wire.WALK_STAT:
-            return h_walk_stat(self, r, o)
-        if mid == _wire.OPEN_AT:
-            return h_open_at(self, r, o)
-        if mid == _wire.CLOSE:
-            return h_close(self, r, o)
-        if mid == _wire.GETDENTS64:
-            return h_getdents64(self, r, o)
-        if mid == _wire.MOUNT:
-            return h_mount(self, r, o)
+        cdef Handler hot = HOT_HANDLERS[mid]       # dispatch checked mid <= MAX_MID
+        if hot != NULL:
+            return hot(self, r, o)
         if self.opts.readonly and mid in MUTATING:
             return E.EROFS
         req = _wire.decode_request(mid, PyBytes_FromStringAndSize(r.buf, r.len))

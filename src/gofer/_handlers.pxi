@@ -617,3 +617,18 @@ cdef int h_rename(Connection conn, uint64_t old_dir, bytes old_name, uint64_t ne
         if renamed is not None:
             node_attach(<Node>renamed, nd.node, new_name)
     return 0
+
+
+# The hot handlers by MID, for Connection.handle; NULL (a C static starts
+# zeroed): the cold path.
+ctypedef int (*Handler)(Connection conn, Reader* r, Out* o) except -1
+cdef Handler HOT_HANDLERS[MAX_MID + 1]
+HOT_HANDLERS[_wire.MOUNT] = h_mount
+HOT_HANDLERS[_wire.FSTAT] = h_fstat
+HOT_HANDLERS[_wire.WALK] = h_walk
+HOT_HANDLERS[_wire.WALK_STAT] = h_walk_stat
+HOT_HANDLERS[_wire.OPEN_AT] = h_open_at
+HOT_HANDLERS[_wire.CLOSE] = h_close
+HOT_HANDLERS[_wire.PREAD] = h_pread
+HOT_HANDLERS[_wire.PWRITE] = h_pwrite
+HOT_HANDLERS[_wire.GETDENTS64] = h_getdents64

@@ -45,6 +45,9 @@ cdef enum:
     OPEN_FLAGS_MASK = 0x203          # O_ACCMODE | O_TRUNC: all OpenAt honours
     DEFAULT_MAX_MESSAGE_SIZE = 2093056   # gVisor's: 2 MiB huge page - 4 KiB
 
+# The MIDs the dispatch compares against on every request, as C constants.
+cdef uint16_t MID_MOUNT = _wire.MOUNT
+cdef uint16_t MID_CHANNEL = _wire.CHANNEL
 
 include "_locks.pxi"
 include "_options.pxi"
