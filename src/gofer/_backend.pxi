@@ -1,5 +1,6 @@
 # Included into _server.pyx. The public base classes a backend subclasses;
 # their c_* fast paths default to the snake_case Python methods.
+
 cdef int _statx_out(st, lisafs_statx* out) except -1:
     """Checks an implementation's stat result and copies it out."""
     if not isinstance(st, Statx):

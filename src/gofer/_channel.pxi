@@ -1,6 +1,7 @@
 # Included into _server.pyx. Flipcall channels: the Channel RPC, one service
 # thread per channel into the connection's dispatch, and their teardown. The
 # shared-memory endpoint and fdchannel are in native/.
+
 import threading
 
 cdef enum:

@@ -1,5 +1,6 @@
 # Included into _server.pyx. One connection: its FD table, the dispatch of
 # each request to its handler (_handlers.pxi), errnos and the request log.
+
 cdef int errno_of(exc, uint16_t mid) noexcept:
     """The errno an exception raised while handling `mid` answers: an
     OSError's own (also a one-argument OSError(errno.X), whose .errno is
@@ -43,7 +44,6 @@ cdef void trace_request(uint16_t mid, const char* req, Py_ssize_t n, int err,
                   took // 1000000, took // 1000 % 1000)
     except BaseException:
         pass
-
 
 
 cdef class Connection:

@@ -1,5 +1,6 @@
 # Included into _server.pyx. The FDIDs' objects, their reference counts, and
 # the references a request holds until its response is out.
+
 cdef class FD:
     cdef uint64_t id
     cdef Py_ssize_t refs

@@ -1,6 +1,7 @@
 # Included into _server.pyx. The handler of every message: gVisor's
 # protocol rules (handlers.go), enforced for every backend; each returns 0
 # or an errno and writes its response to the Out.
+
 XATTR_NAMED = frozenset([_wire.FGETXATTR, _wire.FSETXATTR, _wire.FREMOVEXATTR])
 # A u64 offset or length above this is a negative off_t to the host, which
 # refuses it with EINVAL (gVisor's fsgofer passes int64(x) on); the core

@@ -1,5 +1,6 @@
 # Included into _server.pyx. Node and rename locks and the concurrency
 # levels of gVisor's handlers.
+
 # Node and rename locks are pthread rwlocks. They are never waited for while
 # holding the GIL: a holder may have released the GIL for host I/O.
 

@@ -1,4 +1,5 @@
 # Included into _server.pyx. The node tree all connections of a Server share.
+
 cdef class Node:
     """One name in the server's tree, shared by every connection. It lives
     while a ControlFD or a child refers to it."""

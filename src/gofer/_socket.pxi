@@ -1,5 +1,6 @@
 # Included into _server.pyx. The socket transport: reading and writing
 # whole messages with SCM_RIGHTS, and the spin before a blocking read.
+
 # The spin window of both transports (native/spin.h): gofer_spin_default_ns(),
 # or GOFER_SPIN_NS from the environment (for tuning).
 SPIN_NS = int(os.environ["GOFER_SPIN_NS"]) if os.environ.get("GOFER_SPIN_NS") else \
