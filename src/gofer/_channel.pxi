@@ -1,5 +1,7 @@
-# Flipcall channels (included into _server.pyx so they reach the connection's
-# dispatch). The shared-memory endpoint and fdchannel are in native/.
+# Included into _server.pyx. Flipcall channels: the Channel RPC, one service
+# thread per channel into the connection's dispatch, and their teardown. The
+# shared-memory endpoint and fdchannel are in native/.
+
 import threading
 
 cdef enum:
@@ -89,3 +91,82 @@ cdef class Channel:
         if self.mapped:
             with nogil:
                 gofer_fc_shutdown(&self.ep)
+
+
+cdef int h_channel(Connection conn, Out* o) except -1:
+    # Under the lock teardown takes to set `closed` and collect the
+    # channels (a Channel RPC may come over a channel, racing it): a
+    # channel is either refused or recorded, its thread started, before
+    # teardown looks, so none outlives the connection.
+    with conn.channels_lock:
+        if conn.closed:
+            return E.ENOSYS
+        return new_channel(conn, o)
+
+cdef int new_channel(Connection conn, Out* o) except -1:
+    cdef int64_t offset
+    cdef uint64_t length
+    cdef int pair[2]
+    cdef int rc
+    cdef Channel ch
+    if len(conn.channels) >= MAX_CHANNELS:
+        return E.ENOMEM
+    if conn.pwa.fd < 0:
+        rc = gofer_pwa_init(&conn.pwa)
+        if rc:
+            return -rc
+    rc = gofer_pwa_alloc(&conn.pwa, FLIPCALL_HEADER + CHANNEL_HEADER + conn.max_msg,
+                         &offset, &length)
+    if rc:
+        return -rc
+    ch = Channel.__new__(Channel)
+    ch.conn = conn
+    rc = gofer_fc_init(&ch.ep, conn.pwa.fd, offset, length)
+    if rc:
+        return -rc
+    ch.mapped = True
+    gofer_fc_set_spin_ns(&ch.ep, SPIN_NS)
+    ch.req = <char*>malloc(conn.max_msg)
+    if ch.req == NULL:
+        return E.ENOMEM
+    rc = gofer_fdchan_pair(pair)
+    if rc:
+        return -rc
+    ch.fdsock = pair[0]
+    o.fds[1] = pair[1]
+    o.fds[0] = dup(conn.pwa.fd)
+    o.nfds = 2
+    if o.fds[0] < 0:
+        o.fds[0] = pair[1]
+        o.nfds = 1
+        return E.EMFILE
+    # The service thread waits for the client's handshake before the
+    # response (with the FDs) is even sent.
+    ch.thread = threading.Thread(target=ch.serve, daemon=True, name="gofer-channel")
+    try:
+        ch.thread.start()
+    except RuntimeError:            # "can't start new thread": out of a resource
+        ch.thread = None            # (it refers to ch: let ch go now, FDs and all)
+        return E.ENOMEM
+    conn.channels.append(ch)
+    w_u64(&o.w, <uint64_t>offset)
+    w_u64(&o.w, length)
+    return 0
+
+cdef void close_channels(Connection conn) noexcept:
+    """Closes the connection to channels: no new one starts, and every
+    one it has is woken, waited for and unmapped."""
+    cdef Channel ch
+    with conn.channels_lock:
+        conn.closed = True
+        chans, conn.channels = conn.channels, []
+    for c in chans:
+        (<Channel>c).shutdown()
+    for c in chans:
+        try:
+            (<Channel>c).thread.join()
+        except BaseException:
+            continue
+        (<Channel>c).release()
+    if conn.pwa.fd >= 0:
+        gofer_pwa_destroy(&conn.pwa)

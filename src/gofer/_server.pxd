@@ -3,10 +3,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from cpython.object cimport PyObject
 from gofer._wire cimport Writer, Reader, lisafs_statx, Statx
-
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_rwlock_t:
-        pass
+from gofer._posix cimport pthread_rwlock_t
 
 
 # What a handler hands back besides its payload: host FDs to donate.

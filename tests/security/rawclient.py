@@ -3,7 +3,7 @@
 `Raw` speaks the socket framing (any header, any payload, any MID) and
 classifies each answer; `Raw.channel()` asks for a flipcall channel and
 returns a `RawChannel` driven by hand over its shared window (any dataLen,
-any connection state), or a `gofer._server.ChannelClient` for well-framed
+any connection state), or a `gofer._client.ChannelClient` for well-framed
 requests. `GoferServer` runs `gofer serve` (or gVisor's fsgofer through
 bench/peers/refgofer) on a scratch directory and reports the process's
 FDs, threads, RSS and log size. Nothing here knows the server: the same

@@ -1,0 +1,275 @@
+# Included into _server.pyx. One connection: its FD table, the dispatch of
+# each request to its handler (_handlers.pxi), errnos and the request log.
+
+cdef int errno_of(exc, uint16_t mid) noexcept:
+    """The errno an exception raised while handling `mid` answers: an
+    OSError's own (also a one-argument OSError(errno.X), whose .errno is
+    None); EIO for a request that does not decode or a response that does
+    not fit, as gVisor. Anything else is a backend bug: EREMOTEIO, gVisor's
+    answer for a handler that panics, and one log line (the traceback only
+    at debug level, since a client can repeat the request at will)."""
+    if isinstance(exc, OSError):
+        err = exc.errno
+        if err is None and len(exc.args) == 1:
+            err = exc.args[0]
+        if isinstance(err, int) and 0 < err < 4096:
+            return err
+    elif isinstance(exc, (ProtocolError, MessageTooLarge)):
+        return E.EIO
+    log.error("%s: backend raised %r; answering EREMOTEIO", _wire.MID_NAMES[mid], exc)
+    log.debug("%s: traceback", _wire.MID_NAMES[mid], exc_info=exc)
+    return E.EREMOTEIO
+
+
+# Where the FD a request acts on sits in its payload (the first FD of
+# Close and FSync's lists), for the request log; -1: none.
+cdef Py_ssize_t FD_OFFSET[MAX_MID + 1]
+for _mid in range(MAX_MID + 1):
+    FD_OFFSET[_mid] = -1 if _mid in (_wire.ERROR, _wire.MOUNT, _wire.CHANNEL) else 0
+FD_OFFSET[_wire.PREAD] = FD_OFFSET[_wire.PWRITE] = 8
+FD_OFFSET[_wire.CLOSE] = FD_OFFSET[_wire.FSYNC] = 2
+
+
+cdef void trace_request(uint16_t mid, const char* req, Py_ssize_t n, int err,
+                        uint64_t start) noexcept:
+    """One debug line per request, as runsc's --debug logs each RPC: the
+    message, the FD it acts on, the errno answered and how long it took."""
+    cdef Py_ssize_t at = FD_OFFSET[mid] if mid <= MAX_MID else -1
+    cdef uint64_t took = gofer_now_ns() - start
+    try:
+        fd = lisafs_ld64(req + at) if 0 <= at and at + 8 <= n else None
+        log.debug("%s fd=%s errno=%d (%s) %d.%03d ms",
+                  _wire.MID_NAMES[mid] if mid <= MAX_MID else mid, fd, err,
+                  E.errorcode.get(err, "OK") if err else "OK",
+                  took // 1000000, took // 1000 % 1000)
+    except BaseException:
+        pass
+
+
+cdef class Connection:
+    """One LISAFS connection: an FD table over one mount of the server tree."""
+    cdef readonly Server server
+    cdef readonly ConnectionImpl impl
+    cdef readonly ConnectionOpts opts
+    cdef readonly bytes mount_path
+    cdef dict fds
+    cdef uint64_t next_fdid
+    cdef uint32_t max_msg
+    cdef bint supported[MAX_MID + 1]
+    cdef readonly list supported_list
+    cdef int sock
+    cdef bint closed
+    cdef bint mounted
+    cdef bint trace                 # log every request (--log-level debug)
+    cdef list channels
+    cdef object channels_lock       # guards `channels` and `closed`
+    cdef gofer_pwa pwa              # the memfd all channel windows come from
+
+    def __init__(self, Server server not None, ConnectionImpl impl not None,
+                 ConnectionOpts opts=None, mount_path="/"):
+        if opts is None:
+            opts = ConnectionOpts()
+        self.server = server
+        self.impl = impl
+        self.opts = opts
+        mp = os.path.normpath(os.fsencode(mount_path))
+        if not mp.startswith(b"/"):
+            raise ValueError("mount path must be absolute: %r" % (mount_path,))
+        self.mount_path = mp
+        self.fds = {}
+        self.next_fdid = 1
+        self.max_msg = opts.max_message_size
+        self.sock = -1
+        self.trace = log.isEnabledFor(logging.DEBUG)
+        self.channels = []
+        self.channels_lock = threading.Lock()
+        self.pwa.fd = -1
+        mids = opts.supported_messages
+        if mids is None:
+            # Mount and Channel are the core's; the backend lists the rest.
+            mids = set(impl.supported_messages()) | {_wire.MOUNT} | TRANSPORT_MIDS
+        mids = sorted(set(int(m) for m in mids))
+        if _wire.MOUNT not in mids:
+            raise ValueError("a connection must support Mount")
+        for m in mids:
+            if not 0 < m <= MAX_MID:
+                raise ValueError("unknown message id %d" % m)
+            self.supported[m] = True
+        self.supported_list = mids
+
+    # ------------------------------------------------------------ FD table
+
+    cdef uint64_t add_fd(self, FD fd) except 0:
+        """Gives `fd` (whose references are already taken) an FDID; past the
+        connection's limit it is released and EMFILE raised."""
+        if len(self.fds) >= self.opts.max_fds:
+            fd.refs = 1
+            fd_decref(fd)
+            raise OSError(E.EMFILE, "too many open FDs on this connection")
+        fd.id = self.next_fdid
+        self.next_fdid += 1
+        fd.refs += 1
+        self.fds[fd.id] = fd
+        return fd.id
+
+    cdef ControlFD new_control_fd(self, Node node, ControlFDImpl impl, uint16_t mode):
+        """Wraps `impl` at `node` (a reference on node already taken)."""
+        cdef ControlFD fd = ControlFD.__new__(ControlFD)
+        fd.node = node
+        fd.impl = impl
+        fd.ftype = mode & S_IFMT
+        self.add_fd(fd)
+        return fd
+
+    cdef int remove_fd(self, uint64_t fdid) except -1:
+        fd = self.fds.pop(fdid, None)
+        if fd is not None:
+            fd_decref(<FD>fd)
+        return 0
+
+    cdef FD lookup(self, uint64_t fdid, type kind, int* err, Out* o):
+        """The FD `fdid` if it is of `kind` (else None with EBADF/EINVAL in
+        err), referenced in `o` until the request is answered (None: kind
+        not checked)."""
+        fd = self.fds.get(fdid)
+        if fd is None:
+            err[0] = E.EBADF
+            return None
+        if kind is not None and type(fd) is not kind:
+            err[0] = E.EINVAL
+            return None
+        hold(o, <FD>fd)
+        return <FD>fd
+
+    def close_all(self):
+        """Releases every FD of this connection (at teardown)."""
+        fds, self.fds = self.fds, {}
+        for fd in fds.values():
+            fd_decref(<FD>fd)
+
+    @property
+    def fd_count(self):
+        return len(self.fds)
+
+    # ------------------------------------------------------------ dispatch
+
+    cdef uint16_t dispatch(self, uint16_t mid, const char* req, Py_ssize_t n, Out* o) noexcept:
+        """Handles one request; writes the response payload to `o`. Returns
+        the response MID (0 = Error, with the errno written as payload)."""
+        cdef Reader r
+        cdef int err, i
+        cdef uint64_t start = gofer_now_ns() if self.trace else 0
+        r.buf = req
+        r.len = n
+        r.pos = 0
+        o.w.len = 0
+        o.nfds = 0
+        o.nheld = 0
+        if n > self.max_msg:
+            err = E.EIO
+        elif mid > MAX_MID or not self.supported[mid]:
+            err = E.EOPNOTSUPP
+        elif not self.mounted and mid != MID_MOUNT:
+            err = E.EINVAL          # Mount comes before anything else
+        else:
+            try:
+                err = self.handle(mid, &r, o)
+            except BaseException as exc:
+                err = errno_of(exc, mid)
+            release_held(o)
+        if self.trace:
+            trace_request(mid, req, n, err, start)
+        if err == 0:
+            if mid != MID_CHANNEL:      # a channel's FDs are the transport's own
+                for i in range(o.nfds):
+                    prepare_donated(o.fds[i])
+            return mid
+        while o.nfds > 0:
+            o.nfds -= 1
+            close(o.fds[o.nfds])
+        o.w.len = 0
+        lisafs_st32(o.w.buf, err)
+        o.w.len = 4
+        return 0
+
+    cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
+        # The hot RPCs decode in place; the rest go through the table codec.
+        cdef Handler hot = HOT_HANDLERS[mid]       # dispatch checked mid <= MAX_MID
+        if hot != NULL:
+            return hot(self, r, o)
+        if self.opts.readonly and mid in MUTATING:
+            return E.EROFS
+        req = _wire.decode_request(mid, PyBytes_FromStringAndSize(r.buf, r.len))
+        return handle_cold(self, mid, req, o)
+
+    cdef uint64_t add_open_fd(self, ControlFD cfd, impl, uint32_t acc) except 0:
+        if not isinstance(impl, OpenFDImpl):
+            raise TypeError("expected an OpenFDImpl, got %s" % type(impl).__name__)
+        cdef OpenFD ofd = OpenFD.__new__(OpenFD)
+        ofd.control = cfd
+        cfd.refs += 1
+        ofd.impl = <OpenFDImpl>impl
+        ofd.readable = acc == O_RDONLY or acc == O_RDWR
+        ofd.writable = acc == O_WRONLY or acc == O_RDWR
+        return self.add_fd(ofd)
+
+    cdef uint64_t add_bound_socket_fd(self, ControlFD cfd, impl) except 0:
+        if not isinstance(impl, BoundSocketFDImpl):
+            raise TypeError("expected a BoundSocketFDImpl, got %s" % type(impl).__name__)
+        cdef BoundSocketFD b = BoundSocketFD.__new__(BoundSocketFD)
+        b.control = cfd
+        cfd.refs += 1
+        b.impl = <BoundSocketFDImpl>impl
+        return self.add_fd(b)
+
+    # ------------------------------------------------------------ transport
+
+    def serve(self, int sock):
+        """Serves requests on a connected AF_UNIX SOCK_STREAM socket until EOF;
+        then releases every FD of the connection. Takes ownership of `sock`."""
+        self.sock = sock
+        cdef char* req = <char*>malloc(self.max_msg + 8)
+        cdef char* resp = <char*>malloc(self.max_msg + 8)
+        cdef Out o
+        cdef uint32_t plen
+        cdef uint16_t mid, rmid
+        if req == NULL or resp == NULL:
+            free(req); free(resp)
+            raise MemoryError()
+        o.w.buf = resp + 8
+        o.w.cap = self.max_msg
+        o.w.growable = False
+        cdef gofer_spin spin
+        gofer_spin_init(&spin, SPIN_NS)
+        try:
+            while True:
+                if sock_read(sock, req, 8, &spin) <= 0:
+                    break
+                plen = lisafs_ld32(req)
+                mid = lisafs_ld16(req + 4)
+                if plen > self.max_msg:
+                    # Consume the payload so the stream stays in step, then
+                    # refuse it (gVisor does the same).
+                    if sock_discard(sock, req, self.max_msg, plen) <= 0:
+                        break
+                    rmid = self.dispatch(mid, req, plen, &o)
+                else:
+                    if plen and sock_read(sock, req, plen) <= 0:
+                        break
+                    rmid = self.dispatch(mid, req, plen, &o)
+                lisafs_st32(resp, <uint32_t>o.w.len)
+                lisafs_st16(resp + 4, rmid)
+                lisafs_st16(resp + 6, 0)
+                err = sock_write(sock, resp, 8 + o.w.len, o.fds, o.nfds)
+                while o.nfds > 0:
+                    o.nfds -= 1
+                    close(o.fds[o.nfds])
+                if err < 0:
+                    break
+        finally:
+            free(req)
+            free(resp)
+            close_channels(self)
+            self.close_all()
+            self.sock = -1
+            close(sock)

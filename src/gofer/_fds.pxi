@@ -1,0 +1,64 @@
+# Included into _server.pyx. The FDIDs' objects, their reference counts, and
+# the references a request holds until its response is out.
+
+cdef class FD:
+    cdef uint64_t id
+    cdef Py_ssize_t refs
+
+
+cdef class ControlFD(FD):
+    cdef Node node
+    cdef ControlFDImpl impl
+    cdef uint16_t ftype              # S_IFMT bits, fixed at creation
+
+    cdef inline bint is_dir(self):
+        return self.ftype == S_IFDIR
+
+
+cdef class OpenFD(FD):
+    cdef ControlFD control
+    cdef OpenFDImpl impl
+    cdef bint readable, writable
+
+
+cdef class BoundSocketFD(FD):
+    cdef ControlFD control
+    cdef BoundSocketFDImpl impl
+
+
+cdef void fd_decref(FD fd) noexcept:
+    """Drops one reference; the last one closes the implementation."""
+    fd.refs -= 1
+    if fd.refs > 0:
+        return
+    try:
+        if isinstance(fd, ControlFD):
+            (<ControlFD>fd).impl.c_close()
+            node_decref((<ControlFD>fd).node)
+        elif isinstance(fd, OpenFD):
+            (<OpenFD>fd).impl.c_close()
+            fd_decref((<OpenFD>fd).control)
+        else:
+            (<BoundSocketFD>fd).impl.close()
+            fd_decref((<BoundSocketFD>fd).control)
+    except Exception:
+        log.exception("closing FD %d", fd.id)
+
+
+cdef int hold(Out* o, FD fd) except -1:
+    if o.nheld == 4:
+        raise AssertionError("a request holds at most 4 FDs")
+    fd.refs += 1
+    Py_INCREF(fd)
+    o.held[o.nheld] = <PyObject*>fd
+    o.nheld += 1
+    return 0
+
+
+cdef void release_held(Out* o) noexcept:
+    cdef FD fd
+    while o.nheld > 0:
+        o.nheld -= 1
+        fd = <FD>o.held[o.nheld]
+        fd_decref(fd)
+        Py_DECREF(fd)
