@@ -93,6 +93,18 @@ def write_bundle(bundle, template, args, root_readonly=False, mounts=(), annotat
     return spec
 
 
+def sections(transcript):
+    """{section name: its lines} of a transcript of script.sh ("== NAME" lines)."""
+    out, name = {}, None
+    for line in transcript.splitlines():
+        if line.startswith("== "):
+            name = line[3:]
+            out[name] = []
+        elif name is not None:
+            out[name].append(line)
+    return out
+
+
 class Result:
     def __init__(self, rc, stdout, stderr, logs):
         self.rc, self.stdout, self.stderr, self.logs = rc, stdout, stderr, logs

@@ -79,22 +79,11 @@ def run_workload(runsc, spec_template, gofer_cmd, bucket, weed, monkeypatch):
         shutil.rmtree(top, ignore_errors=True)
 
 
-def transcript(result):
-    out, name = {}, None
-    for line in result.stdout.splitlines():
-        if line.startswith("== "):
-            name = line[3:]
-            out[name] = []
-        elif name is not None:
-            out[name].append(line)
-    return out
-
-
 def test_workload_on_s3_and_tiered_mounts(run_workload):
     result, client, bucket, top = run_workload
     why = result.report()[-6000:]
     assert result.rc == 0, why
-    sections = transcript(result)
+    sections = harness.sections(result.stdout)
     assert "done" in sections, why
     seed_md5 = hashlib.md5(SEED).hexdigest()
     big_md5 = hashlib.md5(SEED + SEED).hexdigest()

@@ -111,14 +111,7 @@ LS_TIME = re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]
 
 def sections(transcript):
     """{section name: its lines}, times normalised."""
-    out, name = {}, None
-    for line in LS_TIME.sub("<time>", transcript).splitlines():
-        if line.startswith("== "):
-            name = line[3:]
-            out[name] = []
-        elif name is not None:
-            out[name].append(line)
-    return out
+    return harness.sections(LS_TIME.sub("<time>", transcript))
 
 
 def steps(lines):
