@@ -17,6 +17,17 @@ def open_fds():
     return set(os.listdir("/proc/self/fd"))
 
 
+def describe_fds(fds):
+    """What each of our FDs refers to, for a failure message."""
+    out = {}
+    for fd in fds:
+        try:
+            out[fd] = os.readlink("/proc/self/fd/" + fd)
+        except OSError:
+            out[fd] = "(closed since)"
+    return out
+
+
 @pytest.fixture
 def tree(tmp_path):
     """A small host tree: a file, a subdirectory, a symlink, a nested file."""
