@@ -28,9 +28,9 @@ import importlib
 import os
 import sys
 
+from gofer._log import log
 # From the core, not gofer.lisafs (the same classes): `gofer gofer` imports this
 # on every start, and gofer.lisafs costs a millisecond more.
-from gofer._log import log
 from gofer._server import ConnectionImpl, ConnectionOpts
 
 ENTRY_POINT_GROUP = "gofer.extensions"
