@@ -51,7 +51,13 @@ WORKLOADS = ["fstat", "walk3", "walkstat", "openat_close", "pread_4k", "pread_1m
              "create_close_unlink", "metadata_4g"]
 MEMFS_WORKLOADS = ["fstat", "walk3"]           # the pure-Python extension vs Go's stock backend
 THROUGHPUT_WORKLOADS = {"metadata_4g"}         # compared by ops/s, not latency
-TRANSPORTS = {"socket": 0, "channels": 2}      # loadgen -channels value
+TRANSPORTS = {"socket": 0, "channels": 2, "channels4": 4}   # loadgen -channels value
+# 4 channels only for the 4-goroutine mix (each server grants at most
+# clamp(CPUs, 2, 4) channels, so on 2 CPUs both serve it over 2).
+ONLY_FOR = {"channels4": THROUGHPUT_WORKLOADS}
+# After the rounds, each server takes one connection of these (over channels):
+# its peak then is the resident cost of a client sending the largest messages.
+LARGE_MESSAGES = "pread_2m,pwrite_2m"
 
 # name -> what it is; "go" is the reference every ratio is taken against.
 SERVERS = {
@@ -302,6 +308,14 @@ def _has_seccomp():
         return False
 
 
+def gofer_command():
+    """How start-up runs gofer: the `gofer` console script beside this
+    interpreter, as an operator or runsc runs it (`python -m gofer` would add
+    runpy's imports, a few ms), else `python -m gofer`."""
+    script = Path(sys.executable).with_name("gofer")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gofer"]
+
+
 def startup_trial(kind, refgofer, fixture, tmp):
     """Seconds from spawn to the first successful Mount, for one server kind."""
     sock = os.path.join(tmp, "startup-%s.sock" % kind)
@@ -311,7 +325,7 @@ def startup_trial(kind, refgofer, fixture, tmp):
     if kind == "go":
         argv = [refgofer, "-root", fixture, "-socket", sock]
     elif kind == "ours":
-        argv = [sys.executable, "-m", "gofer", "serve", fixture, "--socket", sock]
+        argv = gofer_command() + ["serve", fixture, "--socket", sock]
     elif kind == "ours_gofer_cmd":
         # Started the way runsc starts its gofer: a spec FD and a socketpair per mount.
         bundle = os.path.join(tmp, "bundle")
@@ -322,10 +336,11 @@ def startup_trial(kind, refgofer, fixture, tmp):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         spec_fd = os.open(os.path.join(bundle, "config.json"), os.O_RDONLY)
         pass_fds = (theirs.fileno(), spec_fd)
-        argv = [sys.executable, "-m", "gofer", "--log-fd=2", "gofer", "--bundle", bundle,
-                "--spec-fd=%d" % spec_fd, "--io-fds=%d" % theirs.fileno(),
-                "--gofer-mount-confs=lisafs:none", "--setup-root=false", "--apply-caps=false",
-                "--seccomp=%s" % ("kill" if _has_seccomp() else "off"), "bench-container"]
+        argv = gofer_command() + [
+            "--log-fd=2", "gofer", "--bundle", bundle, "--spec-fd=%d" % spec_fd,
+            "--io-fds=%d" % theirs.fileno(), "--gofer-mount-confs=lisafs:none",
+            "--setup-root=false", "--apply-caps=false",
+            "--seccomp=%s" % ("kill" if _has_seccomp() else "off"), "bench-container"]
     else:
         raise ValueError(kind)
     t0 = time.perf_counter()
@@ -508,7 +523,9 @@ def table(result):
         lines.append("")
         for k, v in mem.items():
             lines.append("memory %-6s after start %6s KiB, peak %6s KiB, per connection %6s KiB"
-                         % (k, v.get("start"), v.get("peak"), v.get("per_connection")))
+                         ", with 2 MiB messages %6s KiB"
+                         % (k, v.get("start"), v.get("peak"), v.get("per_connection"),
+                            v.get("per_connection_large")))
     st = result.get("startup", {})
     if st:
         lines.append("")
@@ -543,7 +560,8 @@ def parser():
                    help="directory for the JSON result (default: %(default)s; "
                         "bench/results is the history kept in git)")
     p.add_argument("--workloads", help="comma-separated subset (default: all)")
-    p.add_argument("--transports", default="socket,channels", help="socket,channels")
+    p.add_argument("--transports", default="socket,channels,channels4",
+                   help="socket,channels,channels4 (channels4: metadata_4g only)")
     p.add_argument("--rounds", type=int, help="override the profile's rounds")
     p.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     p.add_argument("--no-memfs", action="store_true", help="skip the memfs extension runs")
@@ -608,6 +626,8 @@ def main(argv=None):
         plan = []
         for w in workloads:
             for t in transports:
+                if w not in ONLY_FOR.get(t, WORKLOADS):
+                    continue
                 names = ["ours", "go"] + (["memfs"] if w in MEMFS_WORKLOADS and "memfs" in srv
                                           else [])
                 for placement in placements:
@@ -636,6 +656,16 @@ def main(argv=None):
             start, peak = rss_start[name], s.rss_kib("VmHWM")
             memory[name] = {"start": start, "peak": peak, "end": s.rss_kib(),
                             "per_connection": peak - start if start and peak else None}
+        log("memory under %s ..." % LARGE_MESSAGES)
+        for name, s in srv.items():
+            r = run_loadgen(loadgen, s, LARGE_MESSAGES, TRANSPORTS["channels"], prof,
+                            prepare=(name == "memfs"))
+            peak = s.rss_kib("VmHWM")
+            m = memory[name]
+            m["peak_large"] = peak
+            m["per_connection_large"] = peak - m["start"] if m["start"] and peak else None
+            if "error" in r:
+                m["large_error"] = r["error"][:300]
         load_end = list(os.getloadavg())
         for s in servers:
             s.stop()

@@ -344,3 +344,51 @@ def test_close_waits_for_an_operation_in_flight(connect_impl):
     t.join(10)
     assert result == [b"data"] and SlowFile.closed_during_read is False
     assert impl.root.file.closed          # released once the read answered
+
+
+SERVER = r"""
+import sys
+from gofer._server import Server
+from gofer.fsgofer import HostConnection
+from gofer.service import Service
+service = Service(Server())
+service.start(int(sys.argv[1]), HostConnection(sys.argv[2]))
+service.wait()
+"""
+
+
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return int(next(line for line in f if line.startswith("RssAnon:")).split()[1])
+
+
+def test_a_large_request_leaves_no_private_copy_behind(tree):
+    """Each channel acts on a private copy of a request (the client can
+    rewrite the shared window while the server reads it), but a large copy
+    goes when the request is answered: after every channel carried a request
+    of nearly the maximum message size, the server's private memory is
+    where it was (a per-channel max-size copy would add ~1 MiB each)."""
+    ours, theirs = socket.socketpair()
+    p = subprocess.Popen([sys.executable, "-c", SERVER, str(theirs.fileno()), str(tree)],
+                         pass_fds=[theirs.fileno()])
+    theirs.close()
+    try:
+        c = Client(ours)
+        c.start_channels(4)
+        root = struct.pack("<Q", c.root.control_fd)
+        for ch in c._channels:                  # every channel thread has run
+            assert ch.call(w.FSTAT, root)[0] == w.FSTAT
+        before = rss_anon_kib(p.pid)
+        big = root + bytes(c.max_message_size - len(root))
+        for ch in c._channels:
+            ch.call(w.FSTAT, big)               # answered (EINVAL or not): copied first
+        grown = rss_anon_kib(p.pid) - before
+        assert grown < 512, "%d KiB more private memory after %d large requests" % (
+            grown, len(c._channels))
+        same_file(c.fstat(c.root.control_fd), os.stat(tree))
+        c.close()
+        assert p.wait(10) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

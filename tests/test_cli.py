@@ -207,6 +207,32 @@ def test_global_flags_before_or_after_serve(tree, tmp_path):
     assert "seccomp" not in p.stderr.read()
 
 
+# Costly modules serving does not need: `gofer._log` stands in for logging,
+# seccomp gives pyseccomp sonames instead of ctypes.util (subprocess, shutil),
+# extensions are found without importlib.metadata.
+NOT_ON_THE_START_PATH = {"logging", "ctypes.util", "subprocess", "shutil", "tempfile",
+                         "importlib.metadata", "dataclasses", "inspect", "traceback"}
+
+
+def test_the_start_path_leaves_out_what_serving_does_not_need(tree, tmp_path):
+    """From spawn to a Mount answered (seccomp filter included), per
+    CPython's own import log."""
+    sock = str(tmp_path / "g.sock")
+    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "gofer", "serve", str(tree),
+                          "--socket", sock, "--seccomp"], stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append(line)
+        if "gofer: serving" in line:
+            break
+    Client.connect(sock).close()
+    p.terminate()
+    assert p.wait(10) == 0, "".join(lines)
+    imported = {line.split("|")[2].strip() for line in lines if line.startswith("import time:")}
+    assert "gofer.seccomp" in imported and "gofer._server" in imported
+    assert imported & NOT_ON_THE_START_PATH == set()
+
+
 # -- the socket, and clients that take every FD ---------------------------------
 
 class Serve:

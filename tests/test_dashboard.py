@@ -216,15 +216,24 @@ def test_cpu_per_op_and_memory_are_judged_and_shown(mod):
     w = next(w for w in r["workloads"] if w["key"] == "fstat/socket")
     w["servers"]["ours"]["cpu_us_per_op"], w["servers"]["go"]["cpu_us_per_op"] = 12.0, 10.0
     w["ratio"]["ours"]["cpu_ratio"] = 1.2
-    r["server_memory_kib"] = {"ours": {"start": 18000, "peak": 20048, "per_connection": 2048},
-                              "go": {"start": 5600, "peak": 7648, "per_connection": 2048}}
+    r["server_memory_kib"] = {
+        "ours": {"start": 18000, "peak": 20048, "per_connection": 2048,
+                 "per_connection_large": 8192},
+        "go": {"start": 5600, "peak": 7648, "per_connection": 2048,
+               "per_connection_large": 4096}}
     tg = {t["what"]: t for t in mod.targets(r)}
     assert tg["ours fstat/socket"]["met"] and not tg["cpu ours fstat/socket"]["met"]
     assert tg["memory per connection ours"]["ratio"] == 1.0 and tg[
         "memory per connection ours"]["met"]
+    large = tg["memory per connection with 2 MiB messages ours"]
+    assert large["ratio"] == 2.0 and not large["met"]
     page = mod.render([dict(r, _file="x.json", _source="x")])
     assert re.search(r'<td>12\.0 / 10\.0</td><td class="ratio miss">1\.20', page)
-    assert re.search(r'<table id="memory">.*?17\.6 MiB.*?2\.0 MiB', page)
+    assert re.search(r'<table id="memory">.*?17\.6 MiB.*?2\.0 MiB</td><td>8\.0 MiB', page)
+    # Beside each workload's latency chart, one of CPU per operation.
+    section = re.search(r'<section class="workload" id="wl-fstat-socket">(.*?)</section>',
+                        page, re.S).group(1)
+    assert "server CPU µs per operation" in section
 
 
 # ------------------------------------------------------------------ colours, versions, paths

@@ -4,9 +4,16 @@
 
 import threading
 
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
+
 cdef enum:
     FLIPCALL_HEADER = 16
     CHANNEL_HEADER = 4
+    # Requests up to this size are copied into the Channel itself; a larger
+    # one (rare: a long Walk, a big xattr) into pages of its own, unmapped
+    # after it (not malloc: glibc would keep a freed 2 MiB block resident),
+    # so an idle channel holds no max_msg-sized copy.
+    SMALL_REQUEST = 4096
 
 # gVisor allows clamp(GOMAXPROCS, 2, 4) channels per connection.
 MAX_CHANNELS = max(2, min(4, os.cpu_count() or 1))
@@ -18,7 +25,7 @@ cdef class Channel:
     cdef bint mapped
     cdef int fdsock                 # our end of the fdchannel
     cdef Connection conn
-    cdef char* req                  # private copy of each request
+    cdef char small[SMALL_REQUEST]  # the private copy of a small request
     cdef object thread
 
     def __cinit__(self):
@@ -37,8 +44,6 @@ cdef class Channel:
         if self.fdsock >= 0:
             close(self.fdsock)
             self.fdsock = -1
-        free(self.req)
-        self.req = NULL
 
     def serve(self):
         cdef uint32_t n = 0, plen
@@ -48,6 +53,7 @@ cdef class Channel:
         cdef Out o
         cdef int rc, i, sent
         cdef char* req
+        cdef void* big
         o.w.growable = False
         with nogil:
             rc = gofer_fc_recv_first(&self.ep, &n)
@@ -56,19 +62,38 @@ cdef class Channel:
         while rc == 0 and n >= CHANNEL_HEADER:
             mid = lisafs_ld16(<char*>data)
             plen = n - CHANNEL_HEADER
-            # The client may rewrite the window at any time: act on a copy.
-            # PWrite is the exception: its handler reads each header field
-            # once, and the data only goes to the kernel, so a client that
-            # scribbles on it changes nothing but its own bytes. That saves a
-            # copy of up to 2 MiB per write.
-            req = self.req
-            if mid == _wire.PWRITE:
-                req = <char*>data + CHANNEL_HEADER
-            elif plen <= self.conn.max_msg:
-                memcpy(self.req, data + CHANNEL_HEADER, plen)
+            # The client may rewrite the window at any time: act on a copy,
+            # so that what a handler checked (a name without "..") is what
+            # it uses. PWrite is the exception: its handler reads each header
+            # field once, and the data is not checked, only handed to the
+            # kernel, so a client that scribbles on it changes nothing but
+            # its own bytes. That saves a copy of up to 2 MiB per write.
+            req = self.small
+            big = NULL
             o.w.buf = <char*>data + CHANNEL_HEADER
             o.w.cap = min(cap, self.conn.max_msg)
-            rmid = self.conn.dispatch(mid, req, plen, &o)
+            if mid == _wire.PWRITE:
+                req = <char*>data + CHANNEL_HEADER
+            elif plen > self.conn.max_msg:
+                pass                    # dispatch refuses it unread
+            elif plen > SMALL_REQUEST:
+                big = mmap(NULL, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                if big == MAP_FAILED:
+                    big = req = NULL
+                else:
+                    req = <char*>big
+                    memcpy(req, data + CHANNEL_HEADER, plen)
+            else:
+                memcpy(req, data + CHANNEL_HEADER, plen)
+            if req == NULL:
+                lisafs_st32(o.w.buf, E.ENOMEM)      # no memory for the copy
+                o.w.len = 4
+                o.nfds = 0
+                rmid = 0
+            else:
+                rmid = self.conn.dispatch(mid, req, plen, &o)
+            if big != NULL:
+                munmap(big, plen)
             # FDs go first, one datagram each, so they are queued before the
             # client is woken; numFDs says how many made it. The send never
             # blocks: a client that does not read its fdchannel gets no more
@@ -126,9 +151,6 @@ cdef int new_channel(Connection conn, Out* o) except -1:
         return -rc
     ch.mapped = True
     gofer_fc_set_spin_ns(&ch.ep, SPIN_NS)
-    ch.req = <char*>malloc(conn.max_msg)
-    if ch.req == NULL:
-        return E.ENOMEM
     rc = gofer_fdchan_pair(pair)
     if rc:
         return -rc

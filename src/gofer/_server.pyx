@@ -11,7 +11,8 @@ Python exception raised by an implementation becomes an errno at dispatch.
 This file holds the imports and protocol constants; the code is in the files
 it includes at the end, one per concept (table in docs/design.md).
 """
-import logging
+# logging's names the server uses, without importing logging (see gofer._log)
+from gofer import _log as logging
 import os
 import resource
 import errno as E

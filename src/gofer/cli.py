@@ -12,12 +12,12 @@ start path: it never imports argparse, which only `serve` uses.
 Every bad command line is one line on stderr, ``gofer: error: ...``, and exit
 status 2.
 
-Logging: every module logs to ``logging.getLogger("gofer")``; both commands
-set it up with `setup_logging`, at the level `log_level` reads from
-``--log-level``/``--debug`` (before or after the command).
+Logging: every module logs to `gofer._log.log` (the start path does not
+import `logging`); both commands set it up with `setup_logging`, at the level
+`log_level` reads from ``--log-level``/``--debug`` (before or after the
+command).
 """
 import grp
-import logging
 import os
 import signal
 import socket
@@ -26,6 +26,7 @@ import sys
 import threading
 
 from gofer import __version__, goflag, runsc_flags
+from gofer._log import log
 
 
 class UsageError(Exception):
@@ -35,7 +36,6 @@ class UsageError(Exception):
 # ------------------------------------------------------------------ logging
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-LOG_FORMAT = "gofer[%(process)d]: %(levelname)s: %(message)s"
 
 
 def add_log_flags(parser):
@@ -58,8 +58,7 @@ def log_level(*flags, default):
 
 def setup_logging(level, streams=None):
     """Logs of `level` and above to `streams` (default stderr), one line each."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True,
-                        handlers=[logging.StreamHandler(s) for s in streams or [sys.stderr]])
+    log.setup(level, streams)
 
 
 def _listen(path, mode=0o600, gid=None):
@@ -145,10 +144,10 @@ def _backend(args):
     factory() gives a fresh (ConnectionImpl, ConnectionOpts) per connection,
     as each mount of a sandbox has its own."""
     from gofer._server import ConnectionOpts
-    from gofer import extension
     if args.extension and args.dir is not None:
         raise UsageError("serve takes a DIR or --extension NAME, not both")
     if args.extension:
+        from gofer import extension
         def claim():
             claimed = extension.claim(None, None, "/", args.readonly, exts)
             if claimed is None:
@@ -265,7 +264,12 @@ def build_parser():
         convert.__name__ = parse.__name__
         return convert
 
-    s = Parser(prog="gofer serve", allow_abbrev=False,
+    def formatter(prog):
+        # A fixed width: argparse's default asks shutil for the terminal's,
+        # and importing shutil costs ~3 ms of every start.
+        return argparse.HelpFormatter(prog, width=79)
+
+    s = Parser(prog="gofer serve", allow_abbrev=False, formatter_class=formatter,
                description="Serve a host directory (or an installed extension) over LISAFS on "
                            "a Unix socket, to every client that connects.")
     s.add_argument("dir", nargs="?", help="the directory to serve")

@@ -28,7 +28,10 @@ import importlib
 import os
 import sys
 
-from gofer.lisafs import ConnectionImpl, ConnectionOpts
+from gofer._log import log
+# From the core, not gofer.lisafs (the same classes): `gofer gofer` imports this
+# on every start, and gofer.lisafs costs a millisecond more.
+from gofer._server import ConnectionImpl, ConnectionOpts
 
 ENTRY_POINT_GROUP = "gofer.extensions"
 
@@ -191,6 +194,7 @@ def load_entry_points(names=None):
         if any(r is ext or r.name == ext.name for r in _registered):
             continue
         loaded.append(register(ext))
+    log.follow()            # an extension that uses `logging` logs where gofer does
     return loaded
 
 

@@ -16,14 +16,13 @@ Its command line is parsed as runsc parses its own, with Go's flag syntax
 refuse exits 2, a failure to start exits 128 (runsc's util.Fatalf), each
 with one line on runsc's log FD (or stderr when runsc gave none).
 """
-import logging
 import os
 import sys
 import threading
 
 from gofer import cli, extension, goflag, sandbox, spec as specmod
 
-log = logging.getLogger("gofer")
+from gofer._log import log
 
 # runsc global flags this gofer acts on, or whose effect reaches it otherwise
 # (--overlay2 through --gofer-mount-confs); any other is accepted and reported once.

@@ -30,10 +30,10 @@ pyseccomp (ctypes over the system's libseccomp.so.2) is imported on first
 use, so ``import gofer.seccomp`` works where libseccomp is missing.
 """
 import errno
-import logging
 import os
+import sys
 
-_log = logging.getLogger("gofer")
+from gofer._log import log as _log
 
 # ----------------------------------------------------------------- constants
 # Linux UAPI values. Every one below is the same on x86_64 and arm64 (both
@@ -112,11 +112,31 @@ ERRNO_RULES = {"clone3": errno.ENOSYS}
 _MAX_ARG = 0xFFFFFFFFFFFFFFFF
 
 
+# The libraries pyseccomp loads, by their sonames (the same on x86_64 and arm64).
+_SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
+
+
 def _sc():
-    """pyseccomp, imported on first use."""
+    """pyseccomp, imported on first use.
+
+    pyseccomp finds its two libraries with ctypes.util.find_library, which
+    imports subprocess, tempfile and shutil and runs `ldconfig -p` twice:
+    10-15 ms of every sandbox's start. While it is imported it is given a
+    find_library that knows their sonames, which the dynamic loader resolves
+    itself; ctypes.util is left as it was (absent) afterwards."""
     try:
-        import pyseccomp
-    except (ImportError, RuntimeError) as e:     # RuntimeError: no libseccomp
+        if "pyseccomp" in sys.modules or "ctypes.util" in sys.modules:
+            import pyseccomp
+        else:
+            import ctypes
+            stub = type(sys)("ctypes.util")
+            stub.find_library = _SONAMES.get
+            sys.modules["ctypes.util"] = ctypes.util = stub
+            try:
+                import pyseccomp
+            finally:
+                del sys.modules["ctypes.util"], ctypes.util
+    except (ImportError, RuntimeError, OSError) as e:    # no libseccomp.so.2
         raise RuntimeError("seccomp needs pyseccomp and libseccomp.so.2: %s" % e) from None
     return pyseccomp
 

@@ -1,16 +1,14 @@
 """Runs LISAFS connections: one service thread per connection socket, and the
 accept loop of `gofer serve`."""
 import errno
-import logging
 import os
 import socket
 import struct
 import threading
 import time
 
+from gofer._log import log
 from gofer._server import Connection
-
-log = logging.getLogger("gofer")
 
 # accept() failures that mean the process is short of something for now (a
 # client may hold every FD it may): wait, retry, keep serving the others.

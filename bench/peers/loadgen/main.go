@@ -186,7 +186,7 @@ func (b *bench) workload(name string) (op, int) {
 			}
 			b.c.CloseFD(ctx, id, true)
 		}, 2
-	case "pread_4k", "pread_1m":
+	case "pread_4k", "pread_1m", "pread_2m":
 		if b.prepare {
 			b.ensure(nil, "data", dataSize)
 		}
@@ -197,10 +197,7 @@ func (b *bench) workload(name string) (op, int) {
 			unix.Close(host)
 		}
 		r := b.c.NewFD(id)
-		size := 4096
-		if name == "pread_1m" {
-			size = 1 << 20
-		}
+		size := transferSize(name)
 		buf := make([]byte, size)
 		slots := dataSize / size
 		return func(i int) {
@@ -212,7 +209,7 @@ func (b *bench) workload(name string) (op, int) {
 				fatalf("%s: read %d bytes, want %d", name, n, size)
 			}
 		}, rpcsFor(size)
-	case "pwrite_4k", "pwrite_1m":
+	case "pwrite_4k", "pwrite_1m", "pwrite_2m":
 		if b.prepare {
 			b.ensure([]string{"scratch"}, "", 0)
 		}
@@ -224,10 +221,7 @@ func (b *bench) workload(name string) (op, int) {
 			unix.Close(host)
 		}
 		w := b.c.NewFD(id)
-		size := 4096
-		if name == "pwrite_1m" {
-			size = 1 << 20
-		}
+		size := transferSize(name)
 		buf := make([]byte, size)
 		for i := range buf {
 			buf[i] = byte(i)
@@ -298,6 +292,19 @@ func (b *bench) workload(name string) (op, int) {
 	return nil, 0
 }
 
+// transferSize is the bytes one pread_*/pwrite_* operation moves. The 2 MiB
+// ones fill the server's largest messages (the client splits them at the
+// maximum message size), for the benchmark's memory figure.
+func transferSize(name string) int {
+	switch name[strings.IndexByte(name, '_')+1:] {
+	case "1m":
+		return 1 << 20
+	case "2m":
+		return 2 << 20
+	}
+	return 4096
+}
+
 // maxMessageSize is what the server advertised on Mount (the client keeps it
 // unexported; read it the way tests/interop/lisafs-driver does).
 var maxMessageSize = 1 << 20
@@ -345,6 +352,9 @@ func summarize(lat []int64, elapsed time.Duration) result {
 	return r
 }
 
+// think is the client's busy time after each timed operation (-think).
+var think time.Duration
+
 // timed runs fn up to iters times or for dur, whichever ends first.
 func timed(fn op, warmup, iters int, dur time.Duration) ([]int64, time.Duration) {
 	deadline := time.Now().Add(dur)
@@ -361,6 +371,8 @@ func timed(fn op, warmup, iters int, dur time.Duration) ([]int64, time.Duration)
 		lat = append(lat, int64(t1.Sub(t0)))
 		if t1.After(deadline) {
 			break
+		}
+		for think > 0 && time.Since(t1) < think {
 		}
 	}
 	return lat, time.Since(start)
@@ -441,6 +453,7 @@ func main() {
 	iters := flag.Int("iterations", 20000, "at most this many timed operations per workload")
 	dur := flag.Duration("duration", 2*time.Second, "at most this long per workload (timed part)")
 	warmup := flag.Int("warmup", 200, "untimed operations before timing (also bounded by -duration)")
+	flag.DurationVar(&think, "think", 0, "busy time between two operations, untimed (a client that works between requests; single-stream workloads)")
 	dir := flag.String("dir", "", "fixture directory inside the mount, slash-separated (default: the mount root)")
 	prepare := flag.Bool("prepare", false, "create missing fixture files through the client (servers not backed by the host)")
 	flag.Parse()
@@ -504,4 +517,5 @@ func main() {
 }
 
 var allWorkloads = []string{"fstat", "walk3", "walkstat", "openat_close", "pread_4k", "pread_1m",
-	"pwrite_4k", "pwrite_1m", "getdents_10k", "mkdir_unlink", "create_close_unlink", "metadata_4g"}
+	"pwrite_4k", "pwrite_1m", "getdents_10k", "mkdir_unlink", "create_close_unlink", "metadata_4g",
+	"pread_2m", "pwrite_2m"}
