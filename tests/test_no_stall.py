@@ -36,7 +36,7 @@ def wait_until(cond, what):
 
 
 class Gofer:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, env=None):
         self.tree = tmp_path / "root"
         self.tree.mkdir()
         (self.tree / "file.txt").write_bytes(b"hello, gofer\n")
@@ -44,7 +44,8 @@ class Gofer:
         self.log = open(tmp_path / "gofer.log", "w+")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gofer", "serve", str(self.tree), "--socket", str(self.path),
-             "--host-uds", "all", "--host-fifo", "open"], stderr=self.log)
+             "--host-uds", "all", "--host-fifo", "open"], stderr=self.log,
+            env=dict(os.environ, **(env or {})))
         # It says so once it listens, before any client came: the baseline.
         wait_until(lambda: "gofer: serving" in self.output() or self.proc.poll() is not None,
                    "gofer listens")
@@ -279,3 +280,100 @@ def test_channel_requests_racing_hang_up_leave_nothing_behind(gofer):
         ch.close()
     gofer.answers_others()
     gofer.back_to_baseline()
+
+
+# No host call under the GIL: tests/no_stall/stall.c, preloaded into the
+# gofer, holds one chosen libc call until the test lets it go. While one
+# client's RPC is held there, other connections must be answered.
+
+@pytest.fixture(scope="module")
+def stall_shim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shim") / "stall.so"
+    src = os.path.join(os.path.dirname(__file__), "no_stall", "stall.c")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), src, "-ldl"], check=True)
+    return out
+
+
+def setstat(mask, **fields):
+    def rpc(c, ids):
+        args = dict(fd=ids["f"], mask=mask, mode=0o640, uid=os.getuid(), gid=os.getgid(),
+                    size=4, atime_sec=0, atime_nsec=0, mtime_sec=0, mtime_nsec=0)
+        args.update(fields)
+        return c.call(w.SETSTAT, **args)
+    return rpc
+
+
+def create(mid, **fields):
+    def rpc(c, ids):
+        return c.call(mid, dir_fd=ids["sub"], uid=NO_ID, gid=NO_ID, **fields)
+    return rpc
+
+
+# libc call (as stall.c names it) -> an RPC whose stock handler makes it.
+# Everything happens in sub/, so no RPC holds a lock on the root's node.
+HOST_CALLS = {
+    "statx": lambda c, ids: c.fstat(ids["f"]),
+    "openat": lambda c, ids: c.walk(ids["sub"], [b"f"]),
+    "pread": lambda c, ids: c.pread(ids["rw"], 0, 4),
+    "pwrite": lambda c, ids: c.pwrite(ids["rw"], 0, b"x"),
+    "fsync": lambda c, ids: c.call(w.FSYNC, fds=[ids["rw"]]),
+    "fallocate": lambda c, ids: c.call(w.FALLOCATE, fd=ids["rw"], mode=0, offset=0, length=8192),
+    "ftruncate": setstat(w.STATX_SIZE),
+    "fchmodat": setstat(w.STATX_MODE),
+    "fchownat": setstat(w.STATX_UID | w.STATX_GID),
+    "utimensat": setstat(w.STATX_ATIME | w.STATX_MTIME),
+    "getdents64": lambda c, ids: c.getdents64(ids["dir"], 4096),
+    "getxattr": lambda c, ids: c.call(w.FGETXATTR, fd=ids["f"], buf_size=0, name=b"user.x"),
+    "fstatfs": lambda c, ids: c.call(w.FSTATFS, fd=ids["f"]),
+    "readlinkat": lambda c, ids: c.call(w.READLINK_AT, fd=ids["l"]),
+    "mkdirat": create(w.MKDIR_AT, mode=0o755, name=b"d"),
+    "mknodat": create(w.MKNOD_AT, mode=0o100644, minor=0, major=0, name=b"n"),
+    "symlinkat": lambda c, ids: c.call(w.SYMLINK_AT, dir_fd=ids["sub"], uid=NO_ID, gid=NO_ID,
+                                       name=b"s", target=b"f"),
+    "linkat": lambda c, ids: c.call(w.LINK_AT, dir_fd=ids["sub"], target=ids["f"], name=b"h"),
+    "unlinkat": lambda c, ids: c.call(w.UNLINK_AT, dir_fd=ids["sub"], flags=0, name=b"gone"),
+    "renameat2": lambda c, ids: c.call(w.RENAME_AT, old_dir=ids["sub"], new_dir=ids["sub"],
+                                       old_name=b"gone", new_name=b"moved"),
+}
+
+
+@pytest.mark.parametrize("call", sorted(HOST_CALLS))
+def test_host_call_never_holds_the_gil(tmp_path, stall_shim, call):
+    stalls = tmp_path / "stalls"
+    stalls.mkdir()
+    g = Gofer(tmp_path, env={"LD_PRELOAD": str(stall_shim), "GOFER_STALL_DIR": str(stalls)})
+    try:
+        sub = g.tree / "sub"
+        sub.mkdir()
+        (sub / "f").write_bytes(b"data")
+        (sub / "gone").write_bytes(b"")
+        os.symlink("f", sub / "l")
+        c, other = g.client(), g.client()
+        ids = {"sub": walk(c, b"sub")}
+        for name in ("f", "l"):
+            ids[name] = c.walk(ids["sub"], [name.encode()])[1][0].control_fd
+        ids["rw"] = c.open_at(ids["f"], os.O_RDWR)[0]
+        ids["dir"] = c.open_at(ids["sub"], os.O_RDONLY)[0]
+        spare = walk(other, b"file.txt")
+        (stalls / ("arm." + call)).touch()
+        rpc = Pending(lambda: HOST_CALLS[call](c, ids))
+        wait_until((stalls / "stuck").exists, "the gofer reaches %s" % call)
+        if call == "renameat2":
+            # RenameAt holds the global rename lock (gVisor's safelyGlobal),
+            # which every RPC that walks the tree waits for; Close does not.
+            other.close_fds(spare)
+        else:
+            other.fstat(other.root.control_fd)
+            g.answers_others()
+        # Answered while the call was still held there.
+        assert (stalls / "stuck").exists() and not rpc.done.is_set()
+        (stalls / "release").touch()
+        wait_until(rpc.done.is_set, "the held %s returns" % call)
+        # An errno is an answer too (tmp_path's file system may have no
+        # user xattrs); a lost connection is not.
+        assert rpc.error is None or call == "getxattr" and rpc.errno() in (
+            errno.ENODATA, errno.EOPNOTSUPP), rpc.error
+        c.close()
+        other.close()
+    finally:
+        g.stop()

@@ -215,9 +215,8 @@ cdef class OpenFDImpl:
         ents = self.getdents64(count, seek0)
         w_u16(w, len(ents))
         for d in ents:
-            w_u64(w, d.ino); w_u32(w, d.dev_minor); w_u32(w, d.dev_major)
-            w_u64(w, d.off); w_u8(w, d.type)
-            w_str(w, <bytes?>d.name, len(d.name))
+            name = <bytes?>d.name
+            w_dirent(w, d.ino, d.dev_minor, d.dev_major, d.off, d.type, name, len(name))
         return 0
 
     cdef int c_close(self) except -1:

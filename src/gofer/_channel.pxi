@@ -118,7 +118,7 @@ cdef class Channel:
                 gofer_fc_shutdown(&self.ep)
 
 
-cdef int h_channel(Connection conn, Out* o) except -1:
+cdef int h_channel(Connection conn, Reader* r, Out* o) except -1:
     # Under the lock teardown takes to set `closed` and collect the
     # channels (a Channel RPC may come over a channel, racing it): a
     # channel is either refused or recorded, its thread started, before

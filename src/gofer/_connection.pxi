@@ -193,14 +193,10 @@ cdef class Connection:
         return 0
 
     cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
-        # The hot RPCs decode in place; the rest go through the table codec.
-        cdef Handler hot = HOT_HANDLERS[mid]       # dispatch checked mid <= MAX_MID
-        if hot != NULL:
-            return hot(self, r, o)
-        if self.opts.readonly and mid in MUTATING:
+        # The one place of the readonly rule; dispatch checked mid <= MAX_MID.
+        if self.opts.readonly and MUTATING[mid]:
             return E.EROFS
-        req = _wire.decode_request(mid, PyBytes_FromStringAndSize(r.buf, r.len))
-        return handle_cold(self, mid, req, o)
+        return HANDLERS[mid](self, r, o)
 
     cdef uint64_t add_open_fd(self, ControlFD cfd, impl, uint32_t acc) except 0:
         if not isinstance(impl, OpenFDImpl):

@@ -1,8 +1,11 @@
-# Included into _server.pyx. The handler of every message: gVisor's
-# protocol rules (handlers.go), enforced for every backend; each returns 0
-# or an errno and writes its response to the Out.
+# Included into _server.pyx. One handler per message, found by MID in
+# HANDLERS: each decodes its request in place with the bounds-checked Reader
+# (the whole request before acting on any of it, as gVisor does), enforces
+# gVisor's protocol rules (handlers.go) for every backend, calls the backend
+# under its concurrency level (_locks.pxi) and writes its response to the
+# Out. Each returns 0 or an errno; the readonly rule is applied before them
+# (Connection.handle).
 
-XATTR_NAMED = frozenset([_wire.FGETXATTR, _wire.FSETXATTR, _wire.FREMOVEXATTR])
 # A u64 offset or length above this is a negative off_t to the host, which
 # refuses it with EINVAL (gVisor's fsgofer passes int64(x) on); the core
 # answers that for every backend, so none ever sees a negative offset.
@@ -31,13 +34,63 @@ cdef int check_string_array(Reader* r, uint16_t count) except -1:
     return 0
 
 
-cdef inline void w_inode(Writer* w, uint64_t fdid, lisafs_statx* st) except *:
-    cdef char* p = w_reserve(w, sizeof(lisafs_inode))
-    lisafs_st64(p, fdid)
-    memcpy(p + 8, st, sizeof(lisafs_statx))
+cdef FD need(Connection conn, uint64_t fdid, type kind, Out* o):
+    """lookup() that raises the errno instead of returning None."""
+    cdef int err = 0
+    cdef FD fd = conn.lookup(fdid, kind, &err, o)
+    if fd is None:
+        raise OSError(err, os.strerror(err))
+    return fd
 
 
-# The hot handlers decode their request in place.
+cdef ControlFD directory(Connection conn, uint64_t fdid, const char* name, uint16_t n, Out* o):
+    """The directory ControlFD for a create/unlink of `name`."""
+    if check_safe_name(name, n):
+        raise OSError(E.EINVAL, "unsafe name")
+    cdef ControlFD d = <ControlFD>need(conn, fdid, ControlFD, o)
+    if not d.is_dir():
+        raise OSError(E.ENOTDIR, os.strerror(E.ENOTDIR))
+    return d
+
+
+cdef ControlFD new_child(Connection conn, ControlFD parent, bytes name, res, Out* o):
+    """Registers an implementation's (ControlFDImpl, Statx) for a new child
+    and writes its Inode."""
+    cdef lisafs_statx st
+    child, stx = res
+    if not isinstance(child, ControlFDImpl):
+        raise TypeError("expected a ControlFDImpl, got %s" % type(child).__name__)
+    _statx_out(stx, &st)
+    cdef ControlFD f = conn.new_control_fd(node_child(parent.node, name), <ControlFDImpl>child,
+                                           st.mode)
+    w_inode(&o.w, f.id, &st)
+    return f
+
+
+cdef ControlFD new_open_child(Connection conn, ControlFD parent, bytes name, res, Out* o):
+    """new_child() for OpenCreateAt and BindAt, whose backends answer
+    (ControlFDImpl, Statx, open or bound impl, host FD or None): the host
+    FD, if any, is donated (o.nfds 1)."""
+    child, stx, extra, fd = res
+    cdef int host_fd = -1 if fd is None else fd
+    if host_fd >= 0:
+        o.fds[0] = host_fd              # closed by dispatch if what follows fails
+        o.nfds = 1
+    return new_child(conn, parent, name, (child, stx), o)
+
+
+cdef uint64_t r_create(Reader* r, uint32_t* uid, uint32_t* gid, uint16_t* mode) except? 0:
+    """The header of OpenCreateAt, MkdirAt, MknodAt and BindAt: the
+    directory's FDID, uid, gid, mode and padding."""
+    cdef uint64_t dir_fd = r_u64(r)
+    uid[0] = r_u32(r)
+    gid[0] = r_u32(r)
+    mode[0] = r_u16(r)
+    r_bytes(r, 6)
+    return dir_fd
+
+
+# ------------------------------------------------------------ the hot RPCs
 
 cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
     cdef lisafs_statx st
@@ -52,8 +105,7 @@ cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
             node = node_child(node, part)
             node_decref(prev)
     try:
-        rlock(&conn.server.rename_lock)
-        rlock(&node.op_lock)
+        lock(conn.server, node, READ)
         try:
             res = conn.impl.mount()
             if isinstance(res, tuple):      # (root, host_fd or None)
@@ -63,8 +115,7 @@ cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
                 raise TypeError("mount() must return a ControlFDImpl")
             (<ControlFDImpl>res).c_stat(&st)
         finally:
-            unlock(&node.op_lock)
-            unlock(&conn.server.rename_lock)
+            unlock(conn.server, node, READ)
     except BaseException:
         node_decref(node)
         if host_fd >= 0:
@@ -97,17 +148,15 @@ cdef int h_fstat(Connection conn, Reader* r, Out* o) except -1:
         node = (<OpenFD>fd).control.node
     else:
         return E.EINVAL
-    rlock(&conn.server.rename_lock)
-    rlock(&node.op_lock)
+    lock(conn.server, node, READ)
     try:
         if isinstance(fd, ControlFD):
             (<ControlFD>fd).impl.c_stat(&st)
         else:
             (<OpenFD>fd).impl.c_stat(&st)
     finally:
-        unlock(&node.op_lock)
-        unlock(&conn.server.rename_lock)
-    memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+        unlock(conn.server, node, READ)
+    w_statx(&o.w, &st)
     return 0
 
 cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
@@ -130,7 +179,7 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
     w_u8(&o.w, 0)
     w_u16(&o.w, 0)
     created = []
-    rlock(&conn.server.rename_lock)
+    lock(conn.server, None, READ)
     try:
         for i in range(count):
             p = r_str(r, &n)
@@ -141,14 +190,14 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
                 status = _wire.WALK_COMPONENT_SYMLINK
                 break
             name = PyBytes_FromStringAndSize(p, n)
-            rlock(&cur.node.op_lock)
+            lock(None, cur.node, READ)
             try:
                 if cur.node.deleted:
                     child = None
                 else:
                     child = cur.impl.c_walk(name, &st)
             finally:
-                unlock(&cur.node.op_lock)
+                unlock(None, cur.node, READ)
             if child is None:
                 status = _wire.WALK_COMPONENT_DOES_NOT_EXIST
                 break
@@ -161,7 +210,7 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
         err = -1
         raise
     finally:
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, None, READ)
         if err:
             for fdid in created:
                 conn.remove_fd(fdid)
@@ -197,18 +246,18 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFDImpl cur = start.impl
     cdef ControlFDImpl owned = None     # an intermediate impl we must close
     cdef uint16_t ftype = start.ftype
-    cdef Node node = start.node
-    rlock(&conn.server.rename_lock)
+    cdef Node node = start.node         # None below the known tree
+    lock(conn.server, None, READ)
     try:
         for i in range(count):
             p = r_str(r, &n)
             if i == 0 and n == 0:
-                rlock(&node.op_lock)
+                lock(None, node, READ)
                 try:
                     cur.c_stat(&st)
                 finally:
-                    unlock(&node.op_lock)
-                memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+                    unlock(None, node, READ)
+                w_statx(&o.w, &st)
                 nstats += 1
                 continue
             err = check_safe_name(p, n)
@@ -217,20 +266,18 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
             if ftype != S_IFDIR or (node is not None and node.deleted):
                 break
             name = PyBytes_FromStringAndSize(p, n)
-            if node is not None:
-                rlock(&node.op_lock)
+            lock(None, node, READ)
             try:
                 child = cur.c_walk(name, &st)
             finally:
-                if node is not None:
-                    unlock(&node.op_lock)
+                unlock(None, node, READ)
             if owned is not None:
                 owned.c_close()
                 owned = None
             if child is None:
                 break
             owned = cur = <ControlFDImpl>child
-            memcpy(w_reserve(&o.w, sizeof(st)), &st, sizeof(st))
+            w_statx(&o.w, &st)
             nstats += 1
             ftype = st.mode & S_IFMT
             if ftype == S_IFLNK:
@@ -238,7 +285,7 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
             # Deeper nodes may exist in the tree with a deleted mark.
             node = node.children.get(name) if node is not None else None
     finally:
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, None, READ)
         if owned is not None:
             owned.c_close()
     if err:
@@ -261,15 +308,13 @@ cdef int h_open_at(Connection conn, Reader* r, Out* o) except -1:
         return E.EISDIR
     if cfd.ftype == S_IFLNK:
         return E.EINVAL
-    rlock(&conn.server.rename_lock)
-    rlock(&cfd.node.op_lock)
+    lock(conn.server, cfd.node, READ)
     try:
         if cfd.node.deleted and not conn.opts.open_on_deleted:
             return E.EINVAL
         impl = cfd.impl.c_open(flags, &host_fd)
     finally:
-        unlock(&cfd.node.op_lock)
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, cfd.node, READ)
     if host_fd >= 0:
         o.fds[0] = host_fd          # closed by dispatch if what follows fails
         o.nfds = 1
@@ -299,20 +344,16 @@ cdef int h_pread(Connection conn, Reader* r, Out* o) except -1:
     cdef char* hdr = w_reserve(&o.w, 8 + <Py_ssize_t>count)
     cdef Node node = fd.control.node
     cdef Py_ssize_t got
-    rlock(&conn.server.rename_lock)
-    rlock(&node.op_lock)
+    lock(conn.server, node, READ)
     try:
         got = fd.impl.c_read(hdr + 8, count, offset)
     finally:
-        unlock(&node.op_lock)
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, node, READ)
     lisafs_st64(hdr, got)
     o.w.len -= count - got
     return 0
 
 cdef int h_pwrite(Connection conn, Reader* r, Out* o) except -1:
-    if conn.opts.readonly:
-        return E.EROFS
     cdef int err = 0
     cdef int64_t offset = <int64_t>r_u64(r)
     cdef OpenFD fd = <OpenFD>conn.lookup(r_u64(r), OpenFD, &err, o)
@@ -326,13 +367,11 @@ cdef int h_pwrite(Connection conn, Reader* r, Out* o) except -1:
         return E.EINVAL             # see OFF_MAX
     cdef Node node = fd.control.node
     cdef Py_ssize_t done
-    rlock(&conn.server.rename_lock)
-    wlock(&node.op_lock)
+    lock(conn.server, node, WRITE)
     try:
         done = fd.impl.c_write(data, count, offset)
     finally:
-        unlock(&node.op_lock)
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, node, WRITE)
     w_u64(&o.w, done)
     return 0
 
@@ -351,253 +390,218 @@ cdef int h_getdents64(Connection conn, Reader* r, Out* o) except -1:
     if <uint32_t>count > conn.max_msg:
         count = conn.max_msg
     cdef Node node = fd.control.node
-    rlock(&conn.server.rename_lock)
-    rlock(&node.op_lock)
+    lock(conn.server, node, READ)
     try:
         if node.deleted:
             return E.EINVAL
         fd.impl.c_getdents64(&o.w, count, seek0)
     finally:
-        unlock(&node.op_lock)
-        unlock(&conn.server.rename_lock)
+        unlock(conn.server, node, READ)
     return 0
 
-# The cold handlers, behind handle_cold(). Each takes the decoded request dict, enforces gVisor's protocol rules
-# (handlers.go), calls the implementation under the right node locks and
-# writes the response. Returns 0 or an errno.
+# ------------------------------------------------------------ the rest
+# These call the backend's Python-level methods with arguments decoded.
 
-cdef FD need(Connection conn, uint64_t fdid, type kind, Out* o):
-    """lookup() that raises the errno instead of returning None."""
-    cdef int err = 0
-    cdef FD fd = conn.lookup(fdid, kind, &err, o)
-    if fd is None:
-        raise OSError(err, os.strerror(err))
-    return fd
-
-cdef ControlFD directory(Connection conn, uint64_t fdid, name, Out* o):
-    """The directory ControlFD for a create/unlink of `name`."""
-    cdef const char* p = name
-    if check_safe_name(p, len(name)):
-        raise OSError(E.EINVAL, "unsafe name")
-    cdef ControlFD d = <ControlFD>need(conn, fdid, ControlFD, o)
-    if not d.is_dir():
-        raise OSError(E.ENOTDIR, os.strerror(E.ENOTDIR))
-    return d
-
-cdef ControlFD new_child(Connection conn, ControlFD parent, bytes name, res, lisafs_statx* st):
-    """Registers an implementation's (ControlFDImpl, Statx) for a new child."""
-    child, stx = res
-    if not isinstance(child, ControlFDImpl):
-        raise TypeError("expected a ControlFDImpl, got %s" % type(child).__name__)
-    _statx_out(stx, st)
-    return conn.new_control_fd(node_child(parent.node, name), <ControlFDImpl>child, st.mode)
-
-cdef int handle_cold(Connection conn, uint16_t mid, dict q, Out* o) except -1:
-    cdef ControlFD d, f, t
-    cdef OpenFD of
-    cdef lisafs_statx st
-    cdef Node node
-    cdef int host_fd = -1, lookup_err = 0
-    if mid == _wire.CHANNEL:
-        return h_channel(conn, o)
-
-    if mid == _wire.SETSTAT:
-        f = <ControlFD>need(conn, q["fd"], ControlFD, o)
-        if q["mask"] & ~SETSTAT_MASK:
-            return E.EPERM
-        with Guard(conn.server, f.node, WRITE):
-            if f.node.deleted and not conn.opts.set_attr_on_deleted:
-                return E.EINVAL
-            try:
-                res = f.impl.set_stat(q["mask"], q["mode"], q["uid"], q["gid"], q["size"],
-                                      (q["atime_sec"], q["atime_nsec"]),
-                                      (q["mtime_sec"], q["mtime_nsec"]))
-            except OSError as e:
-                res = (q["mask"], errno_of(e, mid))
-        mask, err = res if res else (0, 0)
-        w_u32(&o.w, mask)
-        w_u32(&o.w, err)
-        return 0
-
-    if mid in (_wire.OPEN_CREATE_AT, _wire.MKDIR_AT, _wire.MKNOD_AT, _wire.SYMLINK_AT,
-               _wire.BIND_AT):
-        d = directory(conn, q["dir_fd"], q["name"], o)
-        with Guard(conn.server, d.node, WRITE):
-            if d.node.deleted:
-                return E.EINVAL
-            if mid == _wire.OPEN_CREATE_AT:
-                res = d.impl.open_create(q["mode"], q["uid"], q["gid"], q["name"],
-                                         q["flags"] & OPEN_FLAGS_MASK)
-            elif mid == _wire.MKDIR_AT:
-                res = d.impl.mkdir(q["mode"], q["uid"], q["gid"], q["name"])
-            elif mid == _wire.MKNOD_AT:
-                res = d.impl.mknod(q["mode"], q["uid"], q["gid"], q["name"],
-                                   q["minor"], q["major"])
-            elif mid == _wire.SYMLINK_AT:
-                if b"\0" in q["target"]:
-                    return E.EINVAL     # not a C string: what symlinkat(2) would say
-                res = d.impl.symlink(q["name"], q["target"], q["uid"], q["gid"])
-            else:
-                res = d.impl.bind_at(q["sock_type"], q["name"], q["mode"], q["uid"], q["gid"])
-            if mid == _wire.OPEN_CREATE_AT or mid == _wire.BIND_AT:
-                # (child ControlFDImpl, Statx, open/bound impl, host FD)
-                child, stx, extra, fd = res
-                host_fd = -1 if fd is None else fd
-                if host_fd >= 0:
-                    o.fds[0] = host_fd
-                    o.nfds = 1
-                f = new_child(conn, d, q["name"], (child, stx), &st)
-                w_inode(&o.w, f.id, &st)
-                if mid == _wire.OPEN_CREATE_AT:
-                    w_u64(&o.w, conn.add_open_fd(f, extra, q["flags"] & O_ACCMODE))
-                else:
-                    if host_fd < 0:
-                        raise OSError(E.EBADF, "bind_at() must return a host socket FD")
-                    w_u64(&o.w, conn.add_bound_socket_fd(f, extra))
-            else:
-                f = new_child(conn, d, q["name"], res, &st)
-                w_inode(&o.w, f.id, &st)
-        return 0
-
-    if mid == _wire.LINK_AT:
-        d = directory(conn, q["dir_fd"], q["name"], o)
-        t = <ControlFD>need(conn, q["target"], ControlFD, o)
-        if t.is_dir():
-            return E.EPERM
-        with Guard(conn.server, d.node, WRITE):
-            with Guard(None, t.node, READ):
-                if d.node.deleted or t.node.deleted:
-                    return E.EINVAL
-                res = t.impl.link(d.impl, q["name"])
-                f = new_child(conn, d, q["name"], res, &st)
-        w_inode(&o.w, f.id, &st)
-        return 0
-
-    if mid == _wire.UNLINK_AT:
-        d = directory(conn, q["dir_fd"], q["name"], o)
-        with Guard(conn.server, d.node, WRITE):
-            if d.node.deleted:
-                return E.EINVAL
-            child_node = d.node.children.get(q["name"])
-            with Guard(None, child_node, WRITE):
-                d.impl.unlink(q["name"], q["flags"])
-                if child_node is not None:
-                    node_detach(<Node>child_node)
-                    node_mark_deleted(<Node>child_node)
-        return 0
-
-    if mid == _wire.RENAME_AT or mid == _wire.RENAME_AT2:
-        return h_rename(conn, q["old_dir"], q["old_name"], q["new_dir"], q["new_name"],
-                             q.get("flags", 0), o)
-
-    if mid == _wire.FSYNC:
-        first = 0
-        for fdid in q["fds"]:
-            try:
-                of = <OpenFD>need(conn, fdid, OpenFD, o)
-                try:
-                    with Guard(conn.server, of.control.node, READ):
-                        of.impl.sync()
-                finally:
-                    release_held(o)          # one at a time: the list is unbounded
-            except BaseException as e:
-                first = first or errno_of(e, mid)
-        return first
-
-    if mid == _wire.FALLOCATE or mid == _wire.FLUSH:
-        of = <OpenFD>need(conn, q["fd"], OpenFD, o)
-        if mid == _wire.FLUSH:
-            with Guard(conn.server, of.control.node, READ):
-                of.impl.flush()
-            return 0
-        if not of.writable:
-            return E.EBADF
-        with Guard(conn.server, of.control.node, WRITE):
-            if of.control.node.deleted and not conn.opts.allocate_on_deleted:
-                return E.EINVAL
-            # Offsets: see OFF_MAX. gVisor would truncate a mode beyond
-            # 32 bits (fallocate's int); we refuse it instead.
-            if q["mode"] > 0xffffffff or q["offset"] > OFF_MAX or q["length"] > OFF_MAX:
-                return E.EINVAL
-            of.impl.allocate(q["mode"], q["offset"], q["length"])
-        return 0
-
-    if mid == _wire.LISTEN or mid == _wire.ACCEPT:
-        bfd = conn.lookup(q["fd"], BoundSocketFD, &lookup_err, o)
-        if bfd is None:
-            return lookup_err
-        node = (<BoundSocketFD>bfd).control.node
-        with Guard(conn.server, node, READ):
-            if node.deleted:
-                return E.EINVAL
-            if mid == _wire.LISTEN:
-                (<BoundSocketFD>bfd).impl.listen(q["backlog"])
-                return 0
-            host_fd, peer = (<BoundSocketFD>bfd).impl.accept()
-        o.fds[0] = host_fd
-        o.nfds = 1
-        w_str(&o.w, peer, len(peer))
-        return 0
-
-    # The rest act on one ControlFD under a read (or, to mutate, write) lock.
-    f = <ControlFD>need(conn, q["fd"], ControlFD, o)
-    if mid == _wire.READLINK_AT and f.ftype != S_IFLNK:
-        return E.EINVAL
-    if (mid == _wire.CONNECT or mid == _wire.CONNECT_WITH_CREDS) and f.ftype != S_IFSOCK:
-        return E.ENOTSOCK
-    with Guard(conn.server, f.node, WRITE if mid in MUTATING else READ):
-        if f.node.deleted and mid != _wire.FSTATFS:
+cdef int h_set_stat(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint32_t mask = r_u32(r)
+    cdef uint32_t mode = r_u32(r)
+    cdef uint32_t uid = r_u32(r)
+    cdef uint32_t gid = r_u32(r)
+    cdef uint64_t size = r_u64(r)
+    cdef int64_t atime_sec = <int64_t>r_u64(r)
+    cdef int64_t atime_nsec = <int64_t>r_u64(r)
+    cdef int64_t mtime_sec = <int64_t>r_u64(r)
+    cdef int64_t mtime_nsec = <int64_t>r_u64(r)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    if mask & ~SETSTAT_MASK:
+        return E.EPERM
+    lock(conn.server, f.node, WRITE)
+    try:
+        if f.node.deleted and not conn.opts.set_attr_on_deleted:
             return E.EINVAL
-        if mid in XATTR_NAMED and b"\0" in q["name"]:
-            return E.EINVAL         # not a C string: what the host's xattr calls say
-        if mid == _wire.FSTATFS:
-            sfs = f.impl.statfs()
-            for name in STATFS_FIELDS:
-                w_u64(&o.w, <uint64_t>getattr(sfs, name))
-        elif mid == _wire.READLINK_AT:
-            target = f.impl.readlink()
-            w_str(&o.w, target, len(target))
-        elif mid == _wire.CONNECT:
-            o.fds[0] = f.impl.connect(q["sock_type"])
-            o.nfds = 1
-        elif mid == _wire.CONNECT_WITH_CREDS:
-            o.fds[0] = f.impl.connect_with_creds(q["sock_type"], q["uid"], q["gid"])
-            o.nfds = 1
-        elif mid == _wire.FGETXATTR:
-            value = f.impl.get_xattr(q["name"], q["buf_size"])
-            if q["buf_size"] and len(value) > q["buf_size"]:
-                return E.ERANGE
-            if len(value) > 0xffff:
-                return E.E2BIG          # beyond a SizedString (getxattr(2)'s E2BIG)
-            w_str(&o.w, value, len(value))
-        elif mid == _wire.FSETXATTR:
-            f.impl.set_xattr(q["name"], q["value"], q["flags"])
-        elif mid == _wire.FLISTXATTR:
-            names = f.impl.list_xattr(q["size"])
-            # As listxattr(2): a non-zero size too small for the NUL-
-            # separated list is ERANGE.
-            if q["size"] and sum(len(n) + 1 for n in names) > q["size"]:
-                return E.ERANGE
-            w_u16(&o.w, len(names))
-            for name in names:
-                w_str(&o.w, name, len(name))
-        elif mid == _wire.FREMOVEXATTR:
-            f.impl.remove_xattr(q["name"])
-        else:
-            return E.EOPNOTSUPP
+        try:
+            res = f.impl.set_stat(mask, mode, uid, gid, size, (atime_sec, atime_nsec),
+                                  (mtime_sec, mtime_nsec))
+        except OSError as e:
+            res = (mask, errno_of(e, _wire.SETSTAT))
+    finally:
+        unlock(conn.server, f.node, WRITE)
+    failed, err = res if res else (0, 0)
+    w_u32(&o.w, failed)
+    w_u32(&o.w, err)
     return 0
 
-cdef int h_rename(Connection conn, uint64_t old_dir, bytes old_name, uint64_t new_dir,
-                  bytes new_name, uint32_t flags, Out* o) except -1:
-    cdef const char* p = old_name
-    cdef const char* q = new_name
-    if check_safe_name(p, len(old_name)) or check_safe_name(q, len(new_name)):
+cdef int h_open_create_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint32_t uid, gid, flags
+    cdef uint16_t mode, n
+    cdef uint64_t dir_fd = r_create(r, &uid, &gid, &mode)
+    flags = r_u32(r)
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    cdef ControlFD f
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        res = d.impl.open_create(mode, uid, gid, name, flags & OPEN_FLAGS_MASK)
+        f = new_open_child(conn, d, name, res, o)
+        w_u64(&o.w, conn.add_open_fd(f, res[2], flags & O_ACCMODE))
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_bind_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint32_t uid, gid, sock_type
+    cdef uint16_t mode, n
+    cdef uint64_t dir_fd = r_create(r, &uid, &gid, &mode)
+    sock_type = r_u32(r)
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    cdef ControlFD f
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        res = d.impl.bind_at(sock_type, name, mode, uid, gid)
+        f = new_open_child(conn, d, name, res, o)
+        if o.nfds == 0:             # no host FD donated
+            raise OSError(E.EBADF, "bind_at() must return a host socket FD")
+        w_u64(&o.w, conn.add_bound_socket_fd(f, res[2]))
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_mkdir_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint32_t uid, gid
+    cdef uint16_t mode, n
+    cdef uint64_t dir_fd = r_create(r, &uid, &gid, &mode)
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        new_child(conn, d, name, d.impl.mkdir(mode, uid, gid, name), o)
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_mknod_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint32_t uid, gid, minor, major
+    cdef uint16_t mode, n
+    cdef uint64_t dir_fd = r_create(r, &uid, &gid, &mode)
+    minor = r_u32(r)
+    major = r_u32(r)
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        new_child(conn, d, name, d.impl.mknod(mode, uid, gid, name, minor, major), o)
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_symlink_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t dir_fd = r_u64(r)
+    cdef uint32_t uid = r_u32(r)
+    cdef uint32_t gid = r_u32(r)
+    cdef uint16_t n, tn
+    cdef const char* p = r_str(r, &n)
+    cdef const char* t = r_str(r, &tn)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        if memchr(t, 0, tn) != NULL:
+            return E.EINVAL     # not a C string: what symlinkat(2) would say
+        target = PyBytes_FromStringAndSize(t, tn)
+        new_child(conn, d, name, d.impl.symlink(name, target, uid, gid), o)
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_link_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t dir_fd = r_u64(r)
+    cdef uint64_t target = r_u64(r)
+    cdef uint16_t n
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    cdef ControlFD t = <ControlFD>need(conn, target, ControlFD, o)
+    if t.is_dir():
+        return E.EPERM
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        lock(None, t.node, READ)
+        try:
+            if d.node.deleted or t.node.deleted:
+                return E.EINVAL
+            new_child(conn, d, name, t.impl.link(d.impl, name), o)
+        finally:
+            unlock(None, t.node, READ)
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_unlink_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t dir_fd = r_u64(r)
+    cdef uint32_t flags = r_u32(r)
+    cdef uint16_t n
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD d = directory(conn, dir_fd, p, n, o)
+    cdef Node child
+    name = PyBytes_FromStringAndSize(p, n)
+    lock(conn.server, d.node, WRITE)
+    try:
+        if d.node.deleted:
+            return E.EINVAL
+        child = d.node.children.get(name)
+        lock(None, child, WRITE)
+        try:
+            d.impl.unlink(name, flags)
+            if child is not None:
+                node_detach(child)
+                node_mark_deleted(child)
+        finally:
+            unlock(None, child, WRITE)
+    finally:
+        unlock(conn.server, d.node, WRITE)
+    return 0
+
+cdef int h_rename_at(Connection conn, Reader* r, Out* o) except -1:
+    return rename(conn, r, 0, o)
+
+cdef int h_rename_at2(Connection conn, Reader* r, Out* o) except -1:
+    return rename(conn, r, 1, o)
+
+cdef int rename(Connection conn, Reader* r, bint with_flags, Out* o) except -1:
+    """RenameAt, and RenameAt2 (the same with renameat2(2)'s flags)."""
+    cdef uint64_t old_dir = r_u64(r)
+    cdef uint64_t new_dir = r_u64(r)
+    cdef uint16_t on, nn
+    cdef const char* op = r_str(r, &on)
+    cdef const char* np = r_str(r, &nn)
+    cdef uint32_t flags = r_u32(r) if with_flags else 0
+    if check_safe_name(op, on) or check_safe_name(np, nn):
         return E.EINVAL
     cdef ControlFD od = <ControlFD>need(conn, old_dir, ControlFD, o)
     cdef ControlFD nd = <ControlFD>need(conn, new_dir, ControlFD, o)
     if not od.is_dir() or not nd.is_dir():
         return E.ENOTDIR
-    with Guard(conn.server, None, GLOBAL):
+    old_name = PyBytes_FromStringAndSize(op, on)
+    new_name = PyBytes_FromStringAndSize(np, nn)
+    cdef Node replaced, renamed
+    lock(conn.server, None, GLOBAL)
+    try:
         if od.node.deleted or nd.node.deleted:
             return E.EINVAL
         if od.node is nd.node and old_name == new_name:
@@ -607,29 +611,275 @@ cdef int h_rename(Connection conn, uint64_t old_dir, bytes old_name, uint64_t ne
         replaced = nd.node.children.get(new_name)
         renamed = od.node.children.get(old_name)
         if replaced is not None:
-            node_detach(<Node>replaced)
+            node_detach(replaced)
         if renamed is not None:
-            node_detach(<Node>renamed)
+            node_detach(renamed)
         if replaced is not None:
             if flags & RENAME_EXCHANGE:
-                node_attach(<Node>replaced, od.node, old_name)
+                node_attach(replaced, od.node, old_name)
             else:
-                node_mark_deleted(<Node>replaced)
+                node_mark_deleted(replaced)
         if renamed is not None:
-            node_attach(<Node>renamed, nd.node, new_name)
+            node_attach(renamed, nd.node, new_name)
+    finally:
+        unlock(conn.server, None, GLOBAL)
+    return 0
+
+cdef int h_fsync(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint16_t n = r_u16(r), i
+    cdef OpenFD of
+    cdef int first = 0
+    r_need(r, 8 * <Py_ssize_t>n)
+    for i in range(n):
+        fdid = r_u64(r)
+        try:
+            of = <OpenFD>need(conn, fdid, OpenFD, o)
+            try:
+                lock(conn.server, of.control.node, READ)
+                try:
+                    of.impl.sync()
+                finally:
+                    unlock(conn.server, of.control.node, READ)
+            finally:
+                release_held(o)          # one at a time: the list is unbounded
+        except BaseException as e:
+            first = first or errno_of(e, _wire.FSYNC)
+    return first
+
+cdef int h_fallocate(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint64_t mode = r_u64(r)
+    cdef uint64_t offset = r_u64(r)
+    cdef uint64_t length = r_u64(r)
+    cdef OpenFD of = <OpenFD>need(conn, fdid, OpenFD, o)
+    if not of.writable:
+        return E.EBADF
+    cdef Node node = of.control.node
+    lock(conn.server, node, WRITE)
+    try:
+        if node.deleted and not conn.opts.allocate_on_deleted:
+            return E.EINVAL
+        # Offsets: see OFF_MAX. gVisor would truncate a mode beyond
+        # 32 bits (fallocate's int); we refuse it instead.
+        if mode > 0xffffffff or offset > OFF_MAX or length > OFF_MAX:
+            return E.EINVAL
+        of.impl.allocate(mode, offset, length)
+    finally:
+        unlock(conn.server, node, WRITE)
+    return 0
+
+cdef int h_flush(Connection conn, Reader* r, Out* o) except -1:
+    cdef OpenFD of = <OpenFD>need(conn, r_u64(r), OpenFD, o)
+    lock(conn.server, of.control.node, READ)
+    try:
+        of.impl.flush()
+    finally:
+        unlock(conn.server, of.control.node, READ)
+    return 0
+
+cdef int h_listen(Connection conn, Reader* r, Out* o) except -1:
+    cdef int err = 0
+    cdef uint64_t fdid = r_u64(r)
+    cdef int32_t backlog = <int32_t>r_u32(r)
+    cdef BoundSocketFD b = <BoundSocketFD>conn.lookup(fdid, BoundSocketFD, &err, o)
+    if b is None:
+        return err
+    lock(conn.server, b.control.node, READ)
+    try:
+        if b.control.node.deleted:
+            return E.EINVAL
+        b.impl.listen(backlog)
+    finally:
+        unlock(conn.server, b.control.node, READ)
+    return 0
+
+cdef int h_accept(Connection conn, Reader* r, Out* o) except -1:
+    cdef int err = 0
+    cdef BoundSocketFD b = <BoundSocketFD>conn.lookup(r_u64(r), BoundSocketFD, &err, o)
+    if b is None:
+        return err
+    lock(conn.server, b.control.node, READ)
+    try:
+        if b.control.node.deleted:
+            return E.EINVAL
+        host_fd, peer = b.impl.accept()
+    finally:
+        unlock(conn.server, b.control.node, READ)
+    o.fds[0] = host_fd
+    o.nfds = 1
+    w_str(&o.w, peer, len(peer))
+    return 0
+
+# The rest act on one ControlFD under a read (or, to mutate, write) lock,
+# and refuse a deleted file (but FStatFS).
+
+cdef int h_fstatfs(Connection conn, Reader* r, Out* o) except -1:
+    cdef ControlFD f = <ControlFD>need(conn, r_u64(r), ControlFD, o)
+    lock(conn.server, f.node, READ)
+    try:
+        sfs = f.impl.statfs()
+    finally:
+        unlock(conn.server, f.node, READ)
+    for name in STATFS_FIELDS:
+        w_u64(&o.w, <uint64_t>getattr(sfs, name))
+    return 0
+
+cdef int h_readlink_at(Connection conn, Reader* r, Out* o) except -1:
+    cdef ControlFD f = <ControlFD>need(conn, r_u64(r), ControlFD, o)
+    if f.ftype != S_IFLNK:
+        return E.EINVAL
+    lock(conn.server, f.node, READ)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        target = f.impl.readlink()
+    finally:
+        unlock(conn.server, f.node, READ)
+    w_str(&o.w, target, len(target))
+    return 0
+
+cdef int h_connect(Connection conn, Reader* r, Out* o) except -1:
+    return connect(conn, r, False, o)
+
+cdef int h_connect_with_creds(Connection conn, Reader* r, Out* o) except -1:
+    return connect(conn, r, True, o)
+
+cdef int connect(Connection conn, Reader* r, bint with_creds, Out* o) except -1:
+    """Connect, and ConnectWithCreds (the same as the sandbox's uid/gid)."""
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint32_t sock_type = r_u32(r), uid = 0, gid = 0
+    r_bytes(r, 4)
+    if with_creds:
+        uid = r_u32(r)
+        gid = r_u32(r)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    if f.ftype != S_IFSOCK:
+        return E.ENOTSOCK
+    lock(conn.server, f.node, READ)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        if with_creds:
+            o.fds[0] = f.impl.connect_with_creds(sock_type, uid, gid)
+        else:
+            o.fds[0] = f.impl.connect(sock_type)
+        o.nfds = 1
+    finally:
+        unlock(conn.server, f.node, READ)
+    return 0
+
+cdef bytes xattr_name(const char* p, uint16_t n):
+    """An xattr name as the backend gets it; EINVAL for one that is not a C
+    string, as the host's xattr calls would say."""
+    if memchr(p, 0, n) != NULL:
+        raise OSError(E.EINVAL, "NUL in an xattr name")
+    return PyBytes_FromStringAndSize(p, n)
+
+cdef int h_fgetxattr(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint32_t buf_size = r_u32(r)
+    cdef uint16_t n
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    lock(conn.server, f.node, READ)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        value = f.impl.get_xattr(xattr_name(p, n), buf_size)
+    finally:
+        unlock(conn.server, f.node, READ)
+    if buf_size and len(value) > buf_size:
+        return E.ERANGE
+    if len(value) > 0xffff:
+        return E.E2BIG          # beyond a SizedString (getxattr(2)'s E2BIG)
+    w_str(&o.w, value, len(value))
+    return 0
+
+cdef int h_fsetxattr(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint32_t flags = r_u32(r)
+    cdef uint16_t n, vn
+    cdef const char* p = r_str(r, &n)
+    cdef const char* v = r_str(r, &vn)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    lock(conn.server, f.node, WRITE)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        f.impl.set_xattr(xattr_name(p, n), PyBytes_FromStringAndSize(v, vn), flags)
+    finally:
+        unlock(conn.server, f.node, WRITE)
+    return 0
+
+cdef int h_flistxattr(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint64_t size = r_u64(r)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    lock(conn.server, f.node, READ)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        names = f.impl.list_xattr(size)
+    finally:
+        unlock(conn.server, f.node, READ)
+    # As listxattr(2): a non-zero size too small for the NUL-separated
+    # list is ERANGE.
+    if size and sum(len(n) + 1 for n in names) > size:
+        return E.ERANGE
+    w_u16(&o.w, len(names))
+    for name in names:
+        w_str(&o.w, name, len(name))
+    return 0
+
+cdef int h_fremovexattr(Connection conn, Reader* r, Out* o) except -1:
+    cdef uint64_t fdid = r_u64(r)
+    cdef uint16_t n
+    cdef const char* p = r_str(r, &n)
+    cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
+    lock(conn.server, f.node, WRITE)
+    try:
+        if f.node.deleted:
+            return E.EINVAL
+        f.impl.remove_xattr(xattr_name(p, n))
+    finally:
+        unlock(conn.server, f.node, WRITE)
     return 0
 
 
-# The hot handlers by MID, for Connection.handle; NULL (a C static starts
-# zeroed): the cold path.
+# Every handler by MID, for Connection.handle (MID 0, Error, is never a
+# request: dispatch refuses it as unsupported).
 ctypedef int (*Handler)(Connection conn, Reader* r, Out* o) except -1
-cdef Handler HOT_HANDLERS[MAX_MID + 1]
-HOT_HANDLERS[_wire.MOUNT] = h_mount
-HOT_HANDLERS[_wire.FSTAT] = h_fstat
-HOT_HANDLERS[_wire.WALK] = h_walk
-HOT_HANDLERS[_wire.WALK_STAT] = h_walk_stat
-HOT_HANDLERS[_wire.OPEN_AT] = h_open_at
-HOT_HANDLERS[_wire.CLOSE] = h_close
-HOT_HANDLERS[_wire.PREAD] = h_pread
-HOT_HANDLERS[_wire.PWRITE] = h_pwrite
-HOT_HANDLERS[_wire.GETDENTS64] = h_getdents64
+cdef Handler HANDLERS[MAX_MID + 1]
+HANDLERS[_wire.MOUNT] = h_mount
+HANDLERS[_wire.CHANNEL] = h_channel
+HANDLERS[_wire.FSTAT] = h_fstat
+HANDLERS[_wire.SETSTAT] = h_set_stat
+HANDLERS[_wire.WALK] = h_walk
+HANDLERS[_wire.WALK_STAT] = h_walk_stat
+HANDLERS[_wire.OPEN_AT] = h_open_at
+HANDLERS[_wire.OPEN_CREATE_AT] = h_open_create_at
+HANDLERS[_wire.CLOSE] = h_close
+HANDLERS[_wire.FSYNC] = h_fsync
+HANDLERS[_wire.PWRITE] = h_pwrite
+HANDLERS[_wire.PREAD] = h_pread
+HANDLERS[_wire.MKDIR_AT] = h_mkdir_at
+HANDLERS[_wire.MKNOD_AT] = h_mknod_at
+HANDLERS[_wire.SYMLINK_AT] = h_symlink_at
+HANDLERS[_wire.LINK_AT] = h_link_at
+HANDLERS[_wire.FSTATFS] = h_fstatfs
+HANDLERS[_wire.FALLOCATE] = h_fallocate
+HANDLERS[_wire.READLINK_AT] = h_readlink_at
+HANDLERS[_wire.FLUSH] = h_flush
+HANDLERS[_wire.CONNECT] = h_connect
+HANDLERS[_wire.UNLINK_AT] = h_unlink_at
+HANDLERS[_wire.RENAME_AT] = h_rename_at
+HANDLERS[_wire.GETDENTS64] = h_getdents64
+HANDLERS[_wire.FGETXATTR] = h_fgetxattr
+HANDLERS[_wire.FSETXATTR] = h_fsetxattr
+HANDLERS[_wire.FLISTXATTR] = h_flistxattr
+HANDLERS[_wire.FREMOVEXATTR] = h_fremovexattr
+HANDLERS[_wire.BIND_AT] = h_bind_at
+HANDLERS[_wire.LISTEN] = h_listen
+HANDLERS[_wire.ACCEPT] = h_accept
+HANDLERS[_wire.CONNECT_WITH_CREDS] = h_connect_with_creds
+HANDLERS[_wire.RENAME_AT2] = h_rename_at2

@@ -1,22 +1,14 @@
-# Included into _server.pyx. Node and rename locks and the concurrency
-# levels of gVisor's handlers.
-
+# Included into _server.pyx. gVisor's concurrency levels (safelyRead/Write/
+# Global in pkg/lisafs/fd.go), the one way a handler takes its locks:
+#
+#     lock(conn.server, node, WRITE)
+#     try:
+#         ...
+#     finally:
+#         unlock(conn.server, node, WRITE)
+#
 # Node and rename locks are pthread rwlocks. They are never waited for while
 # holding the GIL: a holder may have released the GIL for host I/O.
-
-cdef inline void rlock(pthread_rwlock_t* l) noexcept:
-    if pthread_rwlock_tryrdlock(l) != 0:
-        with nogil:
-            pthread_rwlock_rdlock(l)
-
-cdef inline void wlock(pthread_rwlock_t* l) noexcept:
-    if pthread_rwlock_trywrlock(l) != 0:
-        with nogil:
-            pthread_rwlock_wrlock(l)
-
-cdef inline void unlock(pthread_rwlock_t* l) noexcept:
-    pthread_rwlock_unlock(l)
-
 
 cdef enum LockLevel:
     READ = 1        # rename lock shared + node lock shared
@@ -24,33 +16,36 @@ cdef enum LockLevel:
     GLOBAL = 3      # rename lock exclusive
 
 
-cdef class Guard:
-    """`with Guard(server, node, level):` holds gVisor's concurrency level for
-    a cold handler. `server` None skips the rename lock (already held)."""
-    cdef Server server
-    cdef Node node
-    cdef int level
+cdef inline void _rdlock(pthread_rwlock_t* l) noexcept:
+    if pthread_rwlock_tryrdlock(l) != 0:
+        with nogil:
+            pthread_rwlock_rdlock(l)
 
-    def __cinit__(self, Server server, Node node, int level):
-        self.server = server
-        self.node = node
-        self.level = level
+cdef inline void _wrlock(pthread_rwlock_t* l) noexcept:
+    if pthread_rwlock_trywrlock(l) != 0:
+        with nogil:
+            pthread_rwlock_wrlock(l)
 
-    def __enter__(self):
-        if self.server is not None:
-            if self.level == GLOBAL:
-                wlock(&self.server.rename_lock)
-            else:
-                rlock(&self.server.rename_lock)
-        if self.node is not None and self.level != GLOBAL:
-            if self.level == WRITE:
-                wlock(&self.node.op_lock)
-            else:
-                rlock(&self.node.op_lock)
 
-    def __exit__(self, *exc):
-        if self.node is not None and self.level != GLOBAL:
-            unlock(&self.node.op_lock)
-        if self.server is not None:
-            unlock(&self.server.rename_lock)
-        return False
+cdef inline void lock(Server server, Node node, LockLevel level) noexcept:
+    """Takes `level`: the server's rename lock (exclusive for GLOBAL) unless
+    `server` is None (the caller already holds it), then `node`'s lock
+    (exclusive for WRITE) unless `node` is None or the level is GLOBAL."""
+    if server is not None:
+        if level == GLOBAL:
+            _wrlock(&server.rename_lock)
+        else:
+            _rdlock(&server.rename_lock)
+    if node is not None and level != GLOBAL:
+        if level == WRITE:
+            _wrlock(&node.op_lock)
+        else:
+            _rdlock(&node.op_lock)
+
+
+cdef inline void unlock(Server server, Node node, LockLevel level) noexcept:
+    """Releases what lock() took with the same arguments."""
+    if node is not None and level != GLOBAL:
+        pthread_rwlock_unlock(&node.op_lock)
+    if server is not None:
+        pthread_rwlock_unlock(&server.rename_lock)

@@ -1,11 +1,15 @@
 # Included into _server.pyx. A connection's server-side settings: its
 # options, FD cap, and which messages a readonly connection refuses.
 
-# The RPCs a readonly connection refuses with EROFS (OpenAt decides itself).
-MUTATING = frozenset([
-    _wire.SETSTAT, _wire.OPEN_CREATE_AT, _wire.PWRITE, _wire.MKDIR_AT, _wire.MKNOD_AT,
-    _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
-    _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT])
+# The RPCs a readonly connection refuses with EROFS before decoding them
+# (OpenAt decides itself), by MID; Connection.handle is the one place that
+# reads it.
+cdef bint MUTATING[MAX_MID + 1]
+for _mid in (_wire.SETSTAT, _wire.OPEN_CREATE_AT, _wire.PWRITE, _wire.MKDIR_AT, _wire.MKNOD_AT,
+             _wire.SYMLINK_AT, _wire.LINK_AT, _wire.FALLOCATE, _wire.UNLINK_AT, _wire.RENAME_AT,
+             _wire.RENAME_AT2, _wire.FSETXATTR, _wire.FREMOVEXATTR, _wire.BIND_AT):
+    MUTATING[_mid] = True
+
 TRANSPORT_MIDS = frozenset([_wire.CHANNEL])
 
 # FDs the process keeps for itself whatever its clients hold: stdio, the

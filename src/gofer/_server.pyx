@@ -28,7 +28,7 @@ from posix.unistd cimport close, dup
 from gofer._wire cimport (
     Reader, Writer, Statx, lisafs_statx, lisafs_inode, statx_from_c,
     r_u16, r_u32, r_u64, r_str, r_bytes, r_need,
-    w_reserve, w_u8, w_u16, w_u32, w_u64, w_str,
+    w_reserve, w_u8, w_u16, w_u32, w_u64, w_str, w_statx, w_inode, w_dirent,
     lisafs_ld16, lisafs_ld32, lisafs_ld64, lisafs_st16, lisafs_st32, lisafs_st64)
 from gofer._native cimport *
 from gofer._posix cimport *

@@ -153,3 +153,30 @@ cdef inline int w_str(Writer* w, const char* p, Py_ssize_t n) except -1:
         raise ValueError("string of %d bytes does not fit a SizedString" % n)
     w_u16(w, <uint16_t>n)
     return w_bytes(w, p, n)
+
+# One encoder per wire type, used by the server, its backends and the codec.
+
+cdef inline int w_statx(Writer* w, const lisafs_statx* st) except -1:
+    return w_bytes(w, st, sizeof(lisafs_statx))
+
+cdef inline int w_inode(Writer* w, uint64_t control_fd, const lisafs_statx* st) except -1:
+    cdef char* p = w_reserve(w, sizeof(lisafs_inode))
+    lisafs_st64(p, control_fd)
+    memcpy(p + 8, st, sizeof(lisafs_statx))
+    return 0
+
+cdef inline int w_dirent(Writer* w, uint64_t ino, uint32_t dev_minor, uint32_t dev_major,
+                         uint64_t off, uint8_t type, const char* name, Py_ssize_t n) except -1:
+    """A Dirent: ino, dev_minor, dev_major, off, type, then the name as a
+    SizedString."""
+    if n > 0xffff:
+        raise ValueError("string of %d bytes does not fit a SizedString" % n)
+    cdef char* p = w_reserve(w, 27 + n)
+    lisafs_st64(p, ino)
+    lisafs_st32(p + 8, dev_minor)
+    lisafs_st32(p + 12, dev_major)
+    lisafs_st64(p + 16, off)
+    p[24] = <char>type
+    lisafs_st16(p + 25, <uint16_t>n)
+    memcpy(p + 27, name, n)
+    return 0

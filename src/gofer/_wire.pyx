@@ -5,8 +5,10 @@ codec for every message (MIDs 0-33) in both directions.
 The table below is the single description of each message's layout
 (`../shared/spec/lisafs-wire.md` §6). The Python client and the tests use it
 through `encode_request`/`decode_response` (and the reverse pair, used by
-tests and by the server for its colder RPCs). The server's hot RPCs decode
-their fixed fields in place with the inline readers of `_wire.pxd` instead.
+tests). The server decodes each request in place with the inline readers of
+`_wire.pxd` instead; the encoders of the composite types (statx, inode,
+dirent) are those of `_wire.pxd`, shared by the codec, the server and its
+backends.
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.stdlib cimport realloc, free
@@ -242,9 +244,8 @@ cdef int _w_count(Writer* w, Py_ssize_t n) except -1:
 
 cdef int _w_inode(Writer* w, inode) except -1:
     cdef lisafs_statx st
-    w_u64(w, inode[0])
     (<Statx?>inode[1]).to_c(&st)
-    return w_bytes(w, &st, sizeof(st))
+    return w_inode(w, inode[0], &st)
 
 
 cdef int _w_field(Writer* w, int kind, v) except -1:
@@ -285,7 +286,7 @@ cdef int _w_field(Writer* w, int kind, v) except -1:
                 w_u16(w, x)
     elif kind == STATX:
         (<Statx?>v).to_c(&st)
-        w_bytes(w, &st, sizeof(st))
+        w_statx(w, &st)
     elif kind == INODE:
         _w_inode(w, v)
     elif kind == INODES:
@@ -299,9 +300,9 @@ cdef int _w_field(Writer* w, int kind, v) except -1:
     elif kind == DIRENTS:
         _w_count(w, len(v))
         for d in v:
-            w_u64(w, d.ino); w_u32(w, d.dev_minor); w_u32(w, d.dev_major)
-            w_u64(w, d.off); w_u8(w, d.type)
-            _w_field(w, STR, d.name)
+            data = d.name
+            w_dirent(w, d.ino, d.dev_minor, d.dev_major, d.off, d.type,
+                     <const char*>&data[0] if data.shape[0] else NULL, data.shape[0])
     elif kind == DATA32 or kind == DATA64:
         data = v
         if kind == DATA32:

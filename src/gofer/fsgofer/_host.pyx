@@ -11,13 +11,13 @@ import errno as E
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR
-from libc.stdint cimport uint16_t, uint32_t, int32_t, int64_t
+from libc.stdint cimport uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcpy, strlen
 from posix.unistd cimport close, dup
 
 import socket
 
-from gofer._wire cimport Writer, Statx, lisafs_statx, w_reserve, w_u16, lisafs_st16
+from gofer._wire cimport Writer, Statx, lisafs_statx, w_u16, w_dirent, lisafs_st16
 from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl, BoundSocketFDImpl
 from gofer._wire import StatFS
 from gofer import _wire
@@ -102,7 +102,6 @@ cdef extern from *:
 cdef enum:
     STAT_MASK = 0x7ff | 0x800       # STATX_BASIC_STATS | STATX_BTIME
     UTIME_OMIT = (1 << 30) - 2
-    NOGIL_IO_BYTES = 64 * 1024
     DIRENT_BUF = 8192
 
 # Files are reopened through this process's FD directory: openat(dir, "N").
@@ -157,7 +156,10 @@ cdef inline int raise_errno(int err) except -1:
 
 cdef inline int fstatx(int fd, lisafs_statx* out) except -1:
     cdef char buf[256]            # struct statx is 256 bytes
-    if c_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STAT_MASK, <statx*>buf) < 0:
+    cdef int rc
+    with nogil:
+        rc = c_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STAT_MASK, <statx*>buf)
+    if rc < 0:
         raise_errno(errno)
     memcpy(out, buf, sizeof(lisafs_statx))
     # gVisor's fsgofer sends neither attribute word; match it byte for byte.
@@ -173,14 +175,22 @@ cdef inline bint supported_type(uint16_t mode) noexcept:
         t == S_IFIFO or t == S_IFCHR
 
 
-cdef inline int as_int(uint32_t v) noexcept:
+cdef inline int as_int(uint32_t v) noexcept nogil:
     """A u32 flags word as the C int the syscall takes, bit for bit, as
     gVisor's int(flags) reaches the kernel: the kernel then refuses unknown
     high bits itself (EINVAL, or EOPNOTSUPP for fallocate's mode)."""
     return <int>v
 
 
+cdef void unlink_quietly(int dir_fd, const char* name, int flags) noexcept:
+    """Undoes a create that failed half-way (its own errno is moot)."""
+    with nogil:
+        unlinkat(dir_fd, name, flags)
+
+
 cdef inline void check(int rc) except *:
+    # The GIL was released around the call that returned rc; CPython keeps
+    # errno across taking the GIL back.
     if rc < 0:
         raise_errno(errno)
 
@@ -208,8 +218,11 @@ cdef Statx to_statx(lisafs_statx* st):
 
 cdef set_owner(int fd, uint32_t uid, uint32_t gid):
     # NO_UID / NO_GID (0xFFFFFFFF) mean "leave as is", as fchownat's -1 does.
+    cdef int rc = 0
     if uid != 0xFFFFFFFF or gid != 0xFFFFFFFF:
-        check(fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW))
+        with nogil:
+            rc = fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
+    check(rc)
 
 
 cdef class HostControlFD(ControlFDImpl):
@@ -229,7 +242,10 @@ cdef class HostControlFD(ControlFDImpl):
         return fstatx(self.fd, out)
 
     cdef object c_walk(self, bytes name, lisafs_statx* out):
-        cdef int fd = openat(self.fd, PyBytes_AS_STRING(name), O_PATH | O_NOFOLLOW | O_CLOEXEC)
+        cdef const char* c_name = PyBytes_AS_STRING(name)
+        cdef int fd
+        with nogil:
+            fd = openat(self.fd, c_name, O_PATH | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0:
             if errno == E.ENOENT:
                 return None
@@ -268,7 +284,8 @@ cdef class HostControlFD(ControlFDImpl):
 
     cdef int c_close(self) except -1:
         if self.fd >= 0:
-            close(self.fd)
+            with nogil:             # the last close may flush to the host
+                close(self.fd)
             self.fd = -1
         return 0
 
@@ -282,6 +299,8 @@ cdef class HostControlFD(ControlFDImpl):
 
     def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
         cdef timespec ts[2]
+        cdef const char* c_name
+        cdef int rc
         failed, err = 0, 0
         if mask & 0x2:                                    # STATX_MODE
             try:
@@ -309,7 +328,10 @@ cdef class HostControlFD(ControlFDImpl):
             # Through the magic link the times land on this very inode, a
             # symlink included.
             name = str(self.fd).encode()
-            if utimensat(proc_self_fd(), name, ts, 0) < 0:
+            c_name = name
+            with nogil:
+                rc = utimensat(_proc_self_fd, c_name, ts, 0)
+            if rc < 0:
                 failed, err = failed | (mask & 0x60), errno
         if mask & 0x18:                                   # STATX_UID | STATX_GID
             try:
@@ -326,21 +348,27 @@ cdef class HostControlFD(ControlFDImpl):
             set_owner(fd, uid, gid)
             child = new_control(self.conn, fd, &st)
         except BaseException:
-            unlinkat(self.fd, name, rmflags)
+            unlink_quietly(self.fd, name, rmflags)
             raise
         return child, to_statx(&st)
 
     cdef int open_child(self, bytes name, int flags) except -1:
-        cdef int fd = openat(self.fd, name, flags | O_NOFOLLOW | O_CLOEXEC)
+        cdef const char* c_name = name
+        cdef int fd
+        with nogil:
+            fd = openat(self.fd, c_name, flags | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0:
             err = errno
-            unlinkat(self.fd, name, 0x200 if flags & O_DIRECTORY else 0)
+            unlink_quietly(self.fd, name, 0x200 if flags & O_DIRECTORY else 0)
             raise_errno(err)
         return fd
 
     def open_create(self, mode, uid, gid, bytes name, flags):
-        cdef int fd = openat(self.fd, name, O_CREAT | O_EXCL | O_RDONLY | O_NONBLOCK |
-                             O_NOFOLLOW | O_CLOEXEC, <int>(mode & 0o7777))
+        cdef const char* c_name = name
+        cdef int fd, perm = mode & 0o7777
+        with nogil:
+            fd = openat(self.fd, c_name, O_CREAT | O_EXCL | O_RDONLY | O_NONBLOCK |
+                        O_NOFOLLOW | O_CLOEXEC, perm)
         if fd < 0:
             raise_errno(errno)
         try:
@@ -349,7 +377,7 @@ cdef class HostControlFD(ControlFDImpl):
             ofd = HostOpenFD.__new__(HostOpenFD)
             (<HostOpenFD>ofd).fd = (<HostControlFD>child).reopen(flags)
         except BaseException:
-            unlinkat(self.fd, name, 0)
+            unlink_quietly(self.fd, name, 0)
             raise
         finally:
             close(fd)
@@ -384,7 +412,10 @@ cdef class HostControlFD(ControlFDImpl):
 
     def statfs(self):
         cdef statfs s
-        check(fstatfs(self.fd, &s))
+        cdef int rc
+        with nogil:
+            rc = fstatfs(self.fd, &s)
+        check(rc)
         return StatFS(s.f_type, s.f_bsize, s.f_blocks, s.f_bfree, s.f_bavail, s.f_files,
                       s.f_ffree, s.f_namelen)
 
@@ -455,10 +486,19 @@ cdef class HostControlFD(ControlFDImpl):
         return child, st, bound, dup((<HostBoundSocketFD>bound).fd)
 
     def unlink(self, bytes name, uint32_t flags):
-        check(unlinkat(self.fd, name, as_int(flags)))
+        cdef const char* c_name = name
+        cdef int rc
+        with nogil:
+            rc = unlinkat(self.fd, c_name, as_int(flags))
+        check(rc)
 
-    def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, flags):
-        check(renameat2(self.fd, old_name, (<HostControlFD?>new_dir).fd, new_name, flags))
+    def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, unsigned flags):
+        cdef const char* old = old_name
+        cdef const char* new = new_name
+        cdef int new_fd = (<HostControlFD?>new_dir).fd, rc
+        with nogil:
+            rc = renameat2(self.fd, old, new_fd, new, flags)
+        check(rc)
 
     def get_xattr(self, bytes name, size):
         return os.getxattr(self.proc_path(), name)
@@ -475,14 +515,11 @@ cdef class HostControlFD(ControlFDImpl):
 
 cdef Py_ssize_t positional_io(int fd, char* buf, Py_ssize_t count, int64_t offset,
                               bint writing) except -1:
-    """pread/pwrite, retried on EINTR. Large transfers release the GIL; small
-    ones are faster holding it."""
+    """pread/pwrite, retried on EINTR, with the GIL released: even a small
+    one may wait (a FUSE or network file, a lock on the page)."""
     cdef Py_ssize_t n
     while True:
-        if count >= NOGIL_IO_BYTES:
-            with nogil:
-                n = pwrite(fd, buf, count, offset) if writing else pread(fd, buf, count, offset)
-        else:
+        with nogil:
             n = pwrite(fd, buf, count, offset) if writing else pread(fd, buf, count, offset)
         if n >= 0:
             return n
@@ -516,14 +553,17 @@ cdef class HostOpenFD(OpenFDImpl):
         cdef int32_t consumed = 0
         cdef uint16_t nents = 0, namelen
         cdef gofer_dirent64* d
-        cdef char* p
         cdef uint32_t* devs
-        if seek0 and lseek(self.fd, 0, 0) < 0:
-            raise_errno(errno)
+        cdef int rc = 0
+        if seek0:
+            with nogil:
+                rc = lseek(self.fd, 0, 0)
+            check(rc)
         w_u16(w, 0)
         while consumed < count and nents < 0xffff:
             want = min(<Py_ssize_t>DIRENT_BUF, <Py_ssize_t>(count - consumed))
-            n = getdents64(self.fd, buf, want)
+            with nogil:
+                n = getdents64(self.fd, buf, want)
             if n < 0:
                 if errno == E.EINVAL and nents > 0:
                     break           # buffer too small for the next entry
@@ -540,26 +580,23 @@ cdef class HostOpenFD(OpenFDImpl):
                 # whose device cannot be read; neither counts against `count`.
                 if d.d_name[0] == b'.' and (namelen == 1 or (namelen == 2 and d.d_name[1] == b'.')):
                     continue
-                if c_statx(self.fd, d.d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0,
-                           <statx*>stx) < 0:
+                with nogil:
+                    rc = c_statx(self.fd, d.d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0,
+                                 <statx*>stx)
+                if rc < 0:
                     continue
                 consumed += d.d_reclen
                 devs = <uint32_t*>(stx + 136)        # stx_dev_major, stx_dev_minor
-                p = w_reserve(w, 27 + namelen)
-                memcpy(p, &d.d_ino, 8)
-                memcpy(p + 8, &devs[1], 4)
-                memcpy(p + 12, &devs[0], 4)
-                memcpy(p + 16, &d.d_off, 8)
-                p[24] = <char>d.d_type
-                lisafs_st16(p + 25, namelen)
-                memcpy(p + 27, d.d_name, namelen)
+                w_dirent(w, d.d_ino, devs[1], devs[0], <uint64_t>d.d_off, d.d_type,
+                         d.d_name, namelen)
                 nents += 1
         lisafs_st16(w.buf + hdr, nents)
         return 0
 
     cdef int c_close(self) except -1:
         if self.fd >= 0:
-            close(self.fd)
+            with nogil:             # the last close may flush to the host
+                close(self.fd)
             self.fd = -1
         return 0
 
@@ -567,7 +604,10 @@ cdef class HostOpenFD(OpenFDImpl):
         os.fsync(self.fd)
 
     def allocate(self, uint32_t mode, int64_t offset, int64_t length):
-        check(fallocate(self.fd, as_int(mode), offset, length))
+        cdef int rc
+        with nogil:
+            rc = fallocate(self.fd, as_int(mode), offset, length)
+        check(rc)
 
 
 cdef class HostBoundSocketFD(BoundSocketFDImpl):
@@ -580,8 +620,11 @@ cdef class HostBoundSocketFD(BoundSocketFDImpl):
         if self.fd >= 0:
             close(self.fd)
 
-    def listen(self, backlog):
-        check(listen(self.fd, backlog))
+    def listen(self, int backlog):
+        cdef int rc
+        with nogil:
+            rc = listen(self.fd, backlog)
+        check(rc)
 
     def accept(self):
         # Never blocks: the listening socket's open file description is the
