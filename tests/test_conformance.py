@@ -7,6 +7,8 @@ import os
 import pathlib
 import stat
 
+import pytest
+
 import gofer_memfs
 from gofer import lisafs
 from gofer.fsgofer import HostConnection
@@ -55,8 +57,9 @@ class Root(ControlFDImpl):
     """A directory of `count` files; `deny` names answer EACCES; `style`
     picks the return shapes."""
 
-    def __init__(self, style="new", deny=(), count=3, donate=None):
+    def __init__(self, style="new", deny=(), count=3, donate=None, listing=None):
         self.style, self.deny, self.count, self.donate = style, deny, count, donate
+        self.listing = listing or Listing
 
     def stat(self):
         return st(DIR, 1)
@@ -72,7 +75,8 @@ class Root(ControlFDImpl):
         return Child(child, child.stat()) if self.style == "new" else (child, child.stat())
 
     def open(self, flags):
-        return OpenResult(Listing(self.count)) if self.style == "new" else Listing(self.count)
+        listing = self.listing(self.count)
+        return OpenResult(listing) if self.style == "new" else listing
 
 
 class File(ControlFDImpl):
@@ -152,6 +156,39 @@ def test_server_pages_readdir(connect_impl):
         names += [d.name for d in batch]
     assert names == [b"f%d" % i for i in range(200)]
     assert [d.off for d in c.getdents64(fd, -100)][:2] == [1, 2]     # restarts
+
+
+def short_names(n):
+    """n distinct names of at most 3 bytes: the most dirents a message holds."""
+    digits = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [bytes([digits[i // 3844], digits[i // 62 % 62], digits[i % 62]]) for i in range(n)]
+
+
+class Crowded(Listing):
+    def readdir(self):
+        return [lisafs.Dirent(ino=i + 2, dev_minor=0, dev_major=0, off=0, type=8, name=name)
+                for i, name in enumerate(short_names(self.count))]
+
+
+class Unpaged(Crowded):
+    def getdents64(self, count, seek0):
+        return self.readdir()
+
+
+def test_dirent_count_never_wraps_its_u16(connect_impl):
+    # 66000 entries fit one 2 MiB response in bytes but not in the u16 count.
+    for listing, whole in ((Crowded, True), (Unpaged, False)):
+        c = connect_impl(Tiny(count=66000, listing=listing))
+        fd, _ = c.open_at(c.root.control_fd, os.O_RDONLY)
+        budget = c.max_message_size - 64
+        if whole:       # the pager stops at 65535 and the rest follows, none lost
+            first = c.getdents64(fd, budget)
+            assert len(first) == 0xFFFF
+            assert [d.name for d in first + c.getdents64(fd, budget)] == short_names(66000)
+        else:           # a backend's own oversized answer is an error, not a wrapped count
+            with pytest.raises(OSError) as e:
+                c.getdents64(fd, budget)
+            assert e.value.errno == errno.EIO
 
 
 def test_donated_fds_are_prepared_centrally(connect_impl, tmp_path):

@@ -213,6 +213,8 @@ cdef class OpenFDImpl:
 
     cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1:
         ents = self.getdents64(count, seek0)
+        if len(ents) > 0xFFFF:      # the wire's count is a u16: never wrap it
+            raise OSError(E.EIO, "getdents64 returned more than 65535 entries")
         w_u16(w, len(ents))
         for d in ents:
             name = <bytes?>d.name

@@ -123,7 +123,7 @@ _DIRENT_WIRE = 8 + 4 + 4 + 8 + 1 + 2
 def page_dirents(impl, count, seek0):
     """OpenFDImpl.getdents64() from readdir(): lists the directory on the
     first call (and after `seek0`), then hands out as many entries as fit
-    `count` bytes on the wire (at least one), with `off` set to each
+    `count` bytes on the wire (at least one, at most 65535), with `off` set to each
     entry's position. The listing is kept on `impl` between calls."""
     state = getattr(impl, "_gofer_dirents", None)
     if seek0 or state is None:
@@ -134,7 +134,7 @@ def page_dirents(impl, count, seek0):
     while pos < len(entries):
         d = entries[pos]
         size = _DIRENT_WIRE + len(d.name)
-        if out and used + size > count:
+        if out and (used + size > count or len(out) == 0xFFFF):    # the count is a u16
             break
         used += size
         pos += 1
