@@ -5,6 +5,7 @@ import errno
 import fcntl
 import os
 import pathlib
+import re
 import stat
 
 import pytest
@@ -202,3 +203,36 @@ def test_donated_fds_are_prepared_centrally(connect_impl, tmp_path):
         assert os.pread(host, 4, 0) == b"host"
     finally:
         os.close(host)
+
+
+# ---------------------------------------------------------------- contracts
+
+def test_every_public_method_has_its_contract_in_its_docstring():
+    import pydoc
+    tables = {ControlFDImpl: lisafs._CONTROL_METHODS, OpenFDImpl: lisafs._OPEN_METHODS,
+              lisafs.BoundSocketFDImpl: lisafs._SOCKET_METHODS,
+              ConnectionImpl: {"mount": [MID.Mount]}}
+    tables[ControlFDImpl] = dict(tables[ControlFDImpl], stat=[MID.FStat],
+                                 walk=[MID.Walk, MID.WalkStat])
+    tables[OpenFDImpl] = dict(tables[OpenFDImpl], stat=[MID.FStat], readdir=[])
+    for cls, served in tables.items():
+        methods = [n for n, v in vars(cls).items() if not n.startswith("_") and callable(v)]
+        assert set(served) <= set(methods), (cls, set(served) - set(methods))
+        for name in methods:
+            doc = getattr(cls, name).__doc__ or ""
+            where = "%s.%s" % (cls.__name__, name)
+            assert re.search(r"^\s*Lock: (read|write|global|none)", doc, re.M), \
+                where + " states no lock"
+            first = doc.partition("\n")[0]
+            for mid in served.get(name, []):
+                if name != "readdir":
+                    assert mid.name in first, "%s does not name %s" % (where, mid.name)
+            if served.get(name):
+                assert "Returns" in doc, where + " does not say what it returns"
+    # help() shows it, and the stub repeats no contract (one place for each).
+    assert "Lock: read, on this directory." in pydoc.render_doc(ControlFDImpl.walk)
+    stub = ast.parse(pathlib.Path(lisafs.__file__).with_suffix(".pyi").read_text())
+    for cls in (n for n in stub.body if isinstance(n, ast.ClassDef)):
+        for fn in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
+            assert ast.get_docstring(fn) is None, "lisafs.pyi repeats %s.%s's" % (cls.name,
+                                                                                  fn.name)

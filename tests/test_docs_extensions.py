@@ -2,11 +2,14 @@
 the doc's pyproject.toml, is served by the doc's `gofer serve` command and by
 `gofer gofer` under the doc's spec, passes the conformance kit with the
 doc's test file, and type-checks clean with mypy against the shipped stubs,
-while a deliberately wrong extension does not."""
+while a deliberately wrong extension does not; the Cython recipes build
+examples/cython-blob in a fresh venv, with and without build isolation."""
+import glob
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -164,3 +167,60 @@ def test_mypy_accepts_the_doc_and_catches_wrong_shapes(blobstore, tmp_path):
     assert re.search(r'wrong.py:13: error: Argument 1 to "OpenResult" has incompatible type '
                      r'"Wrong"; expected "OpenFDImpl"', r.stdout), r.stdout
     assert "stat" not in r.stdout, "a right method was reported: " + r.stdout
+
+
+# ---------------------------------------------------------------- the Cython route
+
+REPO = os.path.join(os.path.dirname(__file__), os.pardir)
+RECIPES = [b for b in doc_blocks("sh") if "./examples/cython-blob" in b]
+
+# Run in the new venv: gofer and the example are its own, the example is
+# found by its entry point, and it passes the conformance kit.
+USE_BLOB = """
+import importlib.metadata, sys
+import gofer
+from gofer.testing import claimed_checks, run_check
+assert gofer.__file__.startswith(sys.prefix + "/"), gofer.__file__
+[ep] = [e for e in importlib.metadata.entry_points(group="gofer.extensions") if e.name == "blob"]
+factory = lambda workdir: ep.load()().new_connection(None, None, "/", False)[0]
+checks = claimed_checks(factory)
+for check in checks:
+    for channels in (False, True):
+        run_check(check, factory, channels)
+print(" ".join(c.__name__ for c in checks))
+"""
+
+
+@pytest.fixture(scope="module")
+def gofer_wheels(tmp_path_factory):
+    """A directory holding this gofer's wheel: the one scripts/test built
+    for this venv, else a new one."""
+    found = glob.glob(os.path.join(sys.prefix, ".gofer-wheel", "*", "gofer-*.whl"))
+    if found:
+        return os.path.dirname(found[0])
+    wheels = tmp_path_factory.mktemp("wheels")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir",
+                    str(wheels), REPO], check=True, timeout=1800)
+    return str(wheels)
+
+
+def test_the_doc_has_both_cython_recipes():
+    assert len(RECIPES) == 2, RECIPES
+    assert "--no-build-isolation" not in RECIPES[0] and "--no-build-isolation" in RECIPES[1]
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=["build-isolation", "no-build-isolation"])
+def test_cython_recipe_in_a_fresh_venv(recipe, gofer_wheels, tmp_path):
+    # A copy of the example: pip builds in the source tree.
+    shutil.copytree(os.path.join(REPO, "examples", "cython-blob"),
+                    tmp_path / "examples" / "cython-blob")
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    env.update(GOFER_WHEELS=gofer_wheels, PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PATH=os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", ""))
+    r = subprocess.run(["bash", "-euc", recipe], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=1800)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    r = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-c", USE_BLOB],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert r.stdout.split() == ["check_stat", "check_walk", "check_open"], r.stdout

@@ -34,88 +34,212 @@ cdef class ControlFDImpl:
     """
 
     def stat(self):
-        """Returns the file's `Statx` (mask must include STATX_TYPE). The
-        default asks `c_stat`, so a Cython backend overriding only that has
-        a consistent Python-level stat()."""
+        """FStat: this file's attributes.
+
+        Returns a `Statx` whose mask includes STATX_TYPE; (ino, dev_minor,
+        dev_major) is the file's identity and must not change while it lives.
+        Errors: any errno the storage gives (EIO: unreachable).
+        Lock: read. The default answers what the C fast path `c_stat` says, so
+        a Cython backend overriding only `c_stat` has a consistent stat()."""
         return _stat_via_c(self)
 
     def walk(self, bytes name):
-        """Returns `(child ControlFDImpl, child Statx)`; raise OSError(ENOENT)
-        (or return None) when the name does not exist."""
+        """Walk, WalkStat: the child `name` of this directory.
+
+        Receives a single component (never "", ".", "..", nor with "/" or NUL).
+        Returns Child(impl, stat), a new ControlFDImpl of the child and its Statx.
+        Errors: ENOENT (raise it, or return None): no such name, which ends a
+        walk without an error (WALK_COMPONENT_DOES_NOT_EXIST); EACCES: not
+        searchable; any other errno ends the walk with that error.
+        Lock: read, on this directory."""
         _not_implemented()
 
     def open(self, uint32_t flags):
-        """Returns an `OpenFDImpl`, or `(OpenFDImpl, host_fd)` to donate an FD."""
+        """OpenAt: opens this file.
+
+        Receives `flags`: O_RDONLY, O_WRONLY or O_RDWR, maybe with O_TRUNC (the
+        server refused to open a directory for writing: EISDIR).
+        Returns OpenResult(impl, host_fd=None), or the OpenFDImpl alone; a
+        host_fd is donated to the client (the server owns it then, and makes it
+        non-blocking and close-on-exec): its access mode must be the client's.
+        Errors: EACCES; ENXIO (a socket or FIFO that cannot be opened); ENOENT
+        (gone from the storage).
+        Lock: read."""
         _not_implemented()
 
     def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
-        """Changes the attributes in `mask` (STATX_MODE|UID|GID|SIZE|ATIME|MTIME);
-        atime/mtime are (sec, nsec) with nsec possibly UTIME_NOW/UTIME_OMIT.
-        Returns None, or (failure_mask, errno) for a partial failure."""
+        """SetStat: changes the attributes in `mask`.
+
+        Receives `mask` of STATX_MODE, STATX_UID, STATX_GID, STATX_SIZE,
+        STATX_ATIME, STATX_MTIME (only those fields are meaningful); atime and
+        mtime are (sec, nsec), nsec maybe UTIME_NOW or UTIME_OMIT.
+        Returns None when all applied, SetStatResult(failed_mask, errno) when
+        the attributes in failed_mask were not (the others were).
+        Errors: raising OSError fails them all with its errno: EPERM (not
+        allowed, or not kept by this storage), EISDIR (size of a directory),
+        EINVAL.
+        Lock: write."""
         _not_implemented()
 
     def open_create(self, mode, uid, gid, bytes name, flags):
-        """Creates and opens `name`: returns (ControlFDImpl, Statx, OpenFDImpl,
-        host_fd or -1)."""
+        """OpenCreateAt: creates the regular file `name` in this directory,
+        and opens it.
+
+        Receives permission bits `mode`, the owner `uid`/`gid` (or NO_UID/
+        NO_GID: the backend's default), `flags` (access mode, maybe O_TRUNC).
+        Returns CreateResult(impl, stat, open, host_fd=None): the new file, its
+        Statx, the open file and an optional host FD to donate (as open()).
+        Errors: EEXIST (the name exists), ENOSPC, EACCES.
+        Lock: write, on this directory."""
         _not_implemented()
 
     def mkdir(self, mode, uid, gid, bytes name):
-        """Returns (ControlFDImpl, Statx) of the new directory."""
+        """MkdirAt: creates the directory `name` in this directory.
+
+        Receives permission bits `mode` and the owner `uid`/`gid` (or NO_UID/
+        NO_GID).
+        Returns Child(impl, stat) of the new directory.
+        Errors: EEXIST, ENOSPC, EMLINK, EACCES.
+        Lock: write, on this directory."""
         _not_implemented()
 
     def mknod(self, mode, uid, gid, bytes name, minor, major):
+        """MknodAt: creates the node `name` in this directory.
+
+        Receives `mode` (type `mode & S_IFMT`: regular, FIFO, socket, character
+        or block device, and permission bits), the owner `uid`/`gid`, and the
+        device number `minor`/`major` of a device.
+        Returns Child(impl, stat) of the new node.
+        Errors: EEXIST; EPERM: a type this storage does not keep.
+        Lock: write, on this directory."""
         _not_implemented()
 
     def symlink(self, bytes name, bytes target, uid, gid):
+        """SymlinkAt: creates the symlink `name` -> `target` in this directory.
+
+        Receives `target` (bytes, no NUL; not resolved) and the owner `uid`/
+        `gid` (or NO_UID/NO_GID).
+        Returns Child(impl, stat) of the new symlink.
+        Errors: EEXIST, ENOSPC.
+        Lock: write, on this directory."""
         _not_implemented()
 
     def link(self, ControlFDImpl dir, bytes name):
-        """Makes `dir`/`name` a hard link to this file; returns (impl, Statx)."""
+        """LinkAt: makes `dir`/`name` a hard link to this file.
+
+        Receives `dir`, a ControlFDImpl of this backend, and `name` (this file is
+        never a directory: the server answered EPERM).
+        Returns Child(impl, stat) of the new name, with this file's identity
+        (its nlink counts the new name).
+        Errors: EEXIST, EMLINK, EXDEV.
+        Lock: write on `dir`, read on this file."""
         _not_implemented()
 
     def statfs(self):
-        """Returns an object with the StatFS fields (see gofer.lisafs.StatFS)."""
+        """FStatFS: the statistics of the filesystem holding this file.
+
+        Returns a `StatFS` (block_size and name_length non-zero).
+        Lock: read."""
         _not_implemented()
 
     def readlink(self):
-        """Returns the symlink's target (bytes)."""
+        """ReadLinkAt: this symlink's target.
+
+        Returns bytes (the server checked this file is a symlink: EINVAL
+        otherwise).
+        Lock: read."""
         _not_implemented()
 
     def connect(self, sock_type):
-        """Returns a host FD connected to this socket file."""
+        """Connect (and ConnectWithCreds by default): connects to this socket file.
+
+        Receives `sock_type`, as socket(2)'s type.
+        Returns a host FD connected to the socket, donated to the client.
+        Errors: ECONNREFUSED, EPROTOTYPE (the server checked it is a socket).
+        Lock: read."""
         _not_implemented()
 
     def connect_with_creds(self, sock_type, uid, gid):
+        """ConnectWithCreds: as connect(), as `uid`/`gid`.
+
+        Returns a host FD, donated. The default calls connect(sock_type).
+        Lock: read."""
         return self.connect(sock_type)
 
     def bind_at(self, sock_type, bytes name, mode, uid, gid):
-        """Returns (ControlFDImpl, Statx, BoundSocketFDImpl, host_fd)."""
+        """BindAt: creates and binds the socket file `name` in this directory.
+
+        Receives `sock_type`, permission bits `mode`, the owner `uid`/`gid`.
+        Returns BindResult(impl, stat, bound, host_fd): the new file, its Statx,
+        the BoundSocketFDImpl and its host FD (required; donated, for events).
+        Errors: EEXIST.
+        Lock: write, on this directory."""
         _not_implemented()
 
     def unlink(self, bytes name, flags):
+        """UnlinkAt: removes `name` from this directory.
+
+        Receives `flags`: AT_REMOVEDIR to remove an (empty) directory.
+        Returns None.
+        Errors: ENOENT; EISDIR (a directory without AT_REMOVEDIR); ENOTDIR (not
+        a directory with it); ENOTEMPTY.
+        Lock: write, on this directory and on the child."""
         _not_implemented()
 
     def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, flags):
-        """Renames this directory's `old_name` to `new_dir`/`new_name`
-        (flags as renameat2(2): RENAME_NOREPLACE, RENAME_EXCHANGE...)."""
+        """RenameAt, RenameAt2: renames this directory's `old_name` to
+        `new_dir`/`new_name`.
+
+        Receives `new_dir`, a ControlFDImpl of this backend, and `flags` as
+        renameat2(2) (0 for RenameAt; RENAME_NOREPLACE, RENAME_EXCHANGE).
+        Returns None. A backend that cannot rename atomically says so in its
+        documentation.
+        Errors: ENOENT; EEXIST (RENAME_NOREPLACE); ENOTEMPTY; EISDIR, ENOTDIR
+        (kinds differ); EXDEV; EINVAL (into itself, or flags not supported).
+        Lock: global (nothing else runs anywhere in the server tree)."""
         _not_implemented()
 
     def get_xattr(self, bytes name, size):
-        """Returns the value (size 0 means the whole value)."""
+        """FGetXattr: the value of extended attribute `name`.
+
+        Receives `size`, the client's buffer size (0: any length).
+        Returns bytes (the server answers ERANGE if longer than a non-zero size).
+        Errors: ENODATA (no such attribute); EOPNOTSUPP (no xattrs here).
+        Lock: read."""
         _not_implemented()
 
     def set_xattr(self, bytes name, bytes value, flags):
+        """FSetXattr: sets extended attribute `name` to `value`.
+
+        Receives `flags`: XATTR_CREATE (EEXIST if present) or XATTR_REPLACE
+        (ENODATA if absent), or 0.
+        Returns None.
+        Errors: EEXIST, ENODATA, ENOSPC, EOPNOTSUPP.
+        Lock: write."""
         _not_implemented()
 
     def list_xattr(self, size):
-        """Returns a list of names (bytes)."""
+        """FListXattr: the names of this file's extended attributes.
+
+        Receives `size`, the client's buffer size (a hint: the server answers
+        ERANGE when a non-zero size is too small).
+        Returns a list of bytes.
+        Lock: read."""
         _not_implemented()
 
     def remove_xattr(self, bytes name):
+        """FRemoveXattr: removes extended attribute `name`.
+
+        Returns None.
+        Errors: ENODATA (no such attribute).
+        Lock: write."""
         _not_implemented()
 
     def close(self):
-        """Called once when the core drops its last reference."""
+        """Called once, when the server drops its last reference.
+
+        Returns None; an exception is logged, never answered.
+        Lock: none."""
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
         if type(self).stat is ControlFDImpl.stat:
@@ -158,37 +282,81 @@ cdef class OpenFDImpl:
     """An open file of a backend (gVisor's OpenFDImpl)."""
 
     def stat(self):
+        """FStat on the open file.
+
+        Returns its `Statx`, as ControlFDImpl.stat() does.
+        Lock: read. The default answers what `c_stat` says."""
         return _stat_via_c(self)
 
     def read(self, int64_t offset, Py_ssize_t count):
-        """Returns at most `count` bytes read at `offset` (b"" at EOF)."""
+        """PRead: at most `count` bytes at `offset`.
+
+        Returns bytes, b"" at the end (a hole reads as zeros).
+        Errors: EIO; EISDIR.
+        Lock: read (reads of one file may run at once)."""
         _not_implemented()
 
     def write(self, int64_t offset, data):
-        """Writes `data` (bytes) at `offset`; returns the count written."""
+        """PWrite: writes `data` at `offset`.
+
+        Receives `data` (bytes; the server checked the FD was opened for
+        writing: EBADF).
+        Returns the count written, 0..len(data).
+        Errors: ENOSPC, EFBIG, EIO.
+        Lock: write."""
         _not_implemented()
 
     def getdents64(self, int32_t count, bint seek0):
-        """Returns the next `Dirent`s, at most `count` bytes of them on the
-        wire, restarting from the beginning when `seek0`; [] at the end. The
-        default pages what readdir() lists (gofer.lisafs.page_dirents)."""
+        """Getdents64: the next directory entries.
+
+        Receives `count`, the most bytes of entries on the wire (see
+        page_dirents), and `seek0`: restart from the beginning.
+        Returns a list of `Dirent` ([] at the end). The default pages what
+        readdir() lists (gofer.lisafs.page_dirents): override readdir() instead.
+        Errors: ENOTDIR.
+        Lock: read."""
         from gofer.lisafs import page_dirents
         return page_dirents(self, count, seek0)
 
     def readdir(self):
-        """Lists the whole directory (no "." or ".."): `Dirent`s."""
+        """Lists this directory, for the default getdents64().
+
+        Returns an iterable of `Dirent` (no "." or ".."; `off` is set by the
+        server). Called when the client starts, or restarts, reading.
+        Lock: read."""
         _not_implemented()
 
     def sync(self):
+        """FSync: makes what was written durable.
+
+        Returns None. Default: nothing (right for a backend without a cache).
+        Errors: EIO (could not be written out).
+        Lock: read."""
         pass
 
     def allocate(self, mode, offset, length):
+        """FAllocate, as fallocate(2).
+
+        Receives `mode` (0: allocate, extending the size), `offset`, `length`
+        (the server checked the FD was opened for writing: EBADF).
+        Returns None.
+        Errors: EOPNOTSUPP (a mode not supported), ENOSPC.
+        Lock: write."""
         _not_implemented()
 
     def flush(self):
+        """Flush: the client closes its file (close(2) may report errors).
+
+        Returns None. Default: nothing.
+        Errors: EIO (buffered writes could not be written out).
+        Lock: read."""
         pass
 
     def close(self):
+        """Called once, when the server drops its last reference.
+
+        Returns None; an exception is logged, never answered.
+        Lock: none."""
         pass
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
@@ -230,13 +398,25 @@ cdef class BoundSocketFDImpl:
     """A bound host socket of a backend (gVisor's BoundSocketFDImpl)."""
 
     def listen(self, backlog):
+        """Listen: marks the socket as accepting connections.
+
+        Receives `backlog`, as listen(2). Returns None.
+        Lock: read."""
         _not_implemented()
 
     def accept(self):
-        """Returns (host_fd of the new connection, peer address bytes)."""
+        """Accept: takes the first pending connection.
+
+        Returns (host FD of the new connection, donated; peer address bytes,
+        maybe b"").
+        Errors: EAGAIN (none pending).
+        Lock: read."""
         _not_implemented()
 
     def close(self):
+        """Called once, when the server drops its last reference.
+
+        Lock: none."""
         pass
 
 
@@ -245,13 +425,20 @@ cdef class ConnectionImpl:
     messages it supports."""
 
     def mount(self):
-        """Returns the root `ControlFDImpl`, or `(impl, host_fd)` to donate a
-        host FD for the mount point."""
+        """Mount: the root of this backend's tree.
+
+        Returns MountResult(root, host_fd=None), or the ControlFDImpl alone; a
+        host_fd of the mount point is donated.
+        Errors: any errno fails the mount.
+        Lock: read."""
         _not_implemented()
 
     def supported_messages(self):
-        """The MIDs this backend serves; the core adds Mount and Channel. The
-        default: those whose methods the backend's classes override
-        (gofer.lisafs.implemented_messages)."""
+        """The MIDs this backend serves; the server adds Mount and Channel.
+
+        Returns a sequence of MID (ints). Asked once, when the connection
+        starts; others answer EOPNOTSUPP. The default: those whose methods the
+        backend's classes override (gofer.lisafs.implemented_messages).
+        Lock: none."""
         from gofer.lisafs import implemented_messages
         return implemented_messages(self)

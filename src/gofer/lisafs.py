@@ -2,10 +2,26 @@
 
 Everything an extension needs is here: the base classes to subclass, the
 value types that cross the API, the message IDs (`MID`) and the constants.
-Nothing an author imports starts with an underscore. The contract of every
-method (what it receives and returns, which errno means what, and the lock
-the server holds while it runs) is in `lisafs.pyi` beside this module and in
-docs/extensions.md.
+Nothing an author imports starts with an underscore. Each method's
+docstring is its contract (help(gofer.lisafs.ControlFDImpl.walk)): the
+message it serves, what it receives and returns, which errno means what,
+and the lock the server holds while it runs, gVisor's concurrency
+guarantee for the same method (pkg/lisafs/fd.go):
+
+- read: other read-locked operations on the same file may run at once;
+  nothing that modifies it does.
+- write: nothing else runs on that file (or directory) at the same time.
+- global: nothing else runs anywhere in the server tree.
+
+Before a method runs the server has checked what no backend should: names
+are single components (never "", ".", "..", nor containing "/" or NUL), FD
+kinds and access modes match, a read-only mount refused mutations (EROFS),
+offsets and lengths are at most 2**63 - 1.
+
+Raise ``OSError(errno.X)`` (one or two arguments) to answer errno X. Any
+other exception answers EREMOTEIO and logs one line: it is a backend bug.
+A method not overridden answers EOPNOTSUPP. The types are in lisafs.pyi
+beside this module (checked by mypy).
 
 Return shapes: each method has one preferred result type below (`Child`,
 `OpenResult`, `CreateResult`, ...). They are named tuples, so the older
@@ -19,7 +35,7 @@ from gofer import _wire
 from gofer._server import (  # noqa: F401
     BoundSocketFDImpl, ConnectionImpl, ConnectionOpts, ControlFDImpl, OpenFDImpl)
 from gofer._wire import Dirent, StatFS, Statx  # noqa: F401
-from gofer.fsgofer import reopen as reopen_fd  # noqa: F401
+from gofer.fsgofer import reopen as _reopen
 
 __all__ = [
     "ControlFDImpl", "OpenFDImpl", "BoundSocketFDImpl", "ConnectionImpl", "ConnectionOpts",
@@ -48,6 +64,15 @@ WALK_COMPONENT_SYMLINK = _wire.WALK_COMPONENT_SYMLINK
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2          # rename_at() flags (renameat2(2))
 AT_REMOVEDIR = 0x200                              # unlink() flag (unlinkat(2))
 XATTR_CREATE, XATTR_REPLACE = 1, 2                # set_xattr() flags (setxattr(2))
+
+
+
+def reopen_fd(fd, flags):
+    """A new file description of host FD `fd` with `flags` (an access mode),
+    opened through the gofer's FD directory (so it works inside the gofer's
+    confined root): how a backend donates a file whose access mode is the
+    client's (OpenResult's host_fd). The caller keeps `fd`."""
+    return _reopen(fd, flags)
 
 
 # The result types: named tuples (typed in lisafs.pyi), so that the plain

@@ -237,7 +237,11 @@ def test_off_without_an_endpoint():
     """Installed but not enabled, gofer-s3 widens no gofer's seccomp filter
     and loads no boto3 (every `gofer gofer` loads all installed extensions)."""
     import gofer_s3
-    off = gofer_s3.S3Extension(environ={})
-    assert off.seccomp_rules() == [] and "boto3" not in sys.modules
+    # In a new process: other tests of this one may have loaded boto3.
+    off = ("import sys, gofer_s3\n"
+           "assert gofer_s3.S3Extension(environ={}).seccomp_rules() == []\n"
+           "assert 'boto3' not in sys.modules and 'botocore' not in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", off], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
     assert "connect" in gofer_s3.S3Extension(environ={"GOFER_S3_ENDPOINT": "http://x"}
                                              ).seccomp_rules()

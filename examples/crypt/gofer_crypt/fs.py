@@ -18,8 +18,8 @@ import threading
 import time
 import weakref
 
-from gofer import _wire as wire
-from gofer.lisafs import (ConnectionImpl, ControlFDImpl, Dirent, OpenFDImpl, StatFS, Statx,
+from gofer import lisafs
+from gofer.lisafs import (MID, ConnectionImpl, ControlFDImpl, Dirent, OpenFDImpl, StatFS, Statx,
                           reopen_fd)
 
 from gofer_crypt.cipher import (BLOCK_SIZE, HEADER_SIZE, SEALED_BLOCK, FileCipher, host_size,
@@ -78,7 +78,7 @@ def _file_lock(st):
 
 def to_statx(st):
     size = plain_size(st.st_size) if stat.S_ISREG(st.st_mode) else st.st_size
-    out = Statx(mask=wire.STATX_BASIC_STATS, blksize=BLOCK_SIZE, nlink=st.st_nlink,
+    out = Statx(mask=lisafs.STATX_BASIC_STATS, blksize=BLOCK_SIZE, nlink=st.st_nlink,
                 uid=st.st_uid, gid=st.st_gid, mode=st.st_mode, ino=st.st_ino, size=size,
                 blocks=(size + 511) // 512, dev_major=os.major(st.st_dev),
                 dev_minor=os.minor(st.st_dev))
@@ -295,7 +295,7 @@ class CryptControlFD(ControlFDImpl):
     def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
         failed, err = 0, 0
         kind = stat.S_IFMT(os.fstat(self.fd).st_mode)
-        if mask & wire.STATX_SIZE:
+        if mask & lisafs.STATX_SIZE:
             try:
                 if kind != stat.S_IFREG:
                     raise _err(errno.EISDIR if kind == stat.S_IFDIR else errno.EINVAL)
@@ -305,20 +305,20 @@ class CryptControlFD(ControlFDImpl):
                 finally:
                     f.close()
             except OSError as e:
-                failed, err = failed | wire.STATX_SIZE, e.errno
-        rest = mask & (wire.STATX_MODE | wire.STATX_UID | wire.STATX_GID | wire.STATX_ATIME |
-                       wire.STATX_MTIME)
+                failed, err = failed | lisafs.STATX_SIZE, e.errno
+        rest = mask & (lisafs.STATX_MODE | lisafs.STATX_UID | lisafs.STATX_GID |
+                       lisafs.STATX_ATIME | lisafs.STATX_MTIME)
         if not rest:
             return (failed, err) if failed else None
         if kind == stat.S_IFLNK:                   # no FD of a symlink takes them
             return failed | rest, errno.EOPNOTSUPP
         fd = self._reopen(os.O_RDONLY | os.O_NONBLOCK)
         try:
-            for bit, change in ((wire.STATX_MODE, lambda: os.chmod(fd, mode & 0o7777)),
-                                (wire.STATX_UID | wire.STATX_GID, lambda: os.chown(
-                                    fd, uid if mask & wire.STATX_UID else -1,
-                                    gid if mask & wire.STATX_GID else -1)),
-                                (wire.STATX_ATIME | wire.STATX_MTIME,
+            for bit, change in ((lisafs.STATX_MODE, lambda: os.chmod(fd, mode & 0o7777)),
+                                (lisafs.STATX_UID | lisafs.STATX_GID, lambda: os.chown(
+                                    fd, uid if mask & lisafs.STATX_UID else -1,
+                                    gid if mask & lisafs.STATX_GID else -1)),
+                                (lisafs.STATX_ATIME | lisafs.STATX_MTIME,
                                  lambda: os.utime(fd, ns=_times(fd, mask, atime, mtime)))):
                 if mask & bit:
                     try:
@@ -340,11 +340,11 @@ def _times(fd, mask, atime, mtime):
     """(atime, mtime) in ns for os.utime: UTIME_OMIT keeps the current one."""
     st = os.fstat(fd)
     out = []
-    for bit, (sec, nsec), current in ((wire.STATX_ATIME, atime, st.st_atime_ns),
-                                      (wire.STATX_MTIME, mtime, st.st_mtime_ns)):
-        if not mask & bit or nsec == wire.UTIME_OMIT:
+    for bit, (sec, nsec), current in ((lisafs.STATX_ATIME, atime, st.st_atime_ns),
+                                      (lisafs.STATX_MTIME, mtime, st.st_mtime_ns)):
+        if not mask & bit or nsec == lisafs.UTIME_OMIT:
             out.append(current)
-        elif nsec == wire.UTIME_NOW:
+        elif nsec == lisafs.UTIME_NOW:
             out.append(time.time_ns())
         else:
             out.append(sec * 10**9 + nsec)
@@ -433,7 +433,7 @@ class CryptConnection(ConnectionImpl):
         return CryptControlFD(fd, self)            # never a host FD of the mount point
 
     def supported_messages(self):
-        return [wire.FSTAT, wire.SETSTAT, wire.WALK, wire.WALK_STAT, wire.OPEN_AT,
-                wire.OPEN_CREATE_AT, wire.CLOSE, wire.FSYNC, wire.PWRITE, wire.PREAD,
-                wire.MKDIR_AT, wire.SYMLINK_AT, wire.FSTATFS, wire.READLINK_AT,
-                wire.UNLINK_AT, wire.RENAME_AT, wire.RENAME_AT2, wire.GETDENTS64]
+        return [MID.FStat, MID.SetStat, MID.Walk, MID.WalkStat, MID.OpenAt,
+                MID.OpenCreateAt, MID.Close, MID.FSync, MID.PWrite, MID.PRead,
+                MID.MkdirAt, MID.SymlinkAt, MID.FStatFS, MID.ReadLinkAt,
+                MID.UnlinkAt, MID.RenameAt, MID.RenameAt2, MID.Getdents64]

@@ -92,6 +92,17 @@ class MemFS:
         self.root = Inode(self, stat.S_IFDIR | 0o755)
 
 
+def _holds(tree, inode):
+    """Whether directory `inode` is the directory `tree` or under it."""
+    stack = [tree] if tree is not None and tree.children is not None else []
+    while stack:
+        n = stack.pop()
+        if n is inode:
+            return True
+        stack.extend(c for c in n.children.values() if c.children is not None)
+    return False
+
+
 class MemControlFD(ControlFDImpl):
     def __init__(self, inode):
         self.inode = inode
@@ -181,6 +192,10 @@ class MemControlFD(ControlFDImpl):
         src, dst = self._dir(), new_dir._dir()
         node = self._child(old_name)
         other = dst.get(new_name)
+        # A directory cannot move under itself (the server's rename lock
+        # keeps the tree still while we look).
+        if _holds(node, new_dir.inode) or (flags & RENAME_EXCHANGE and _holds(other, self.inode)):
+            raise _err(errno.EINVAL)
         if flags & RENAME_EXCHANGE:
             if other is None:
                 raise _err(errno.ENOENT)

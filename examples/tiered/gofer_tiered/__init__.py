@@ -38,10 +38,9 @@ import stat
 import threading
 import uuid
 
-from gofer import _wire as wire
-from gofer import extension
+from gofer import extension, lisafs
 from gofer.extension import Extension
-from gofer.lisafs import (ConnectionImpl, ConnectionOpts, ControlFDImpl, OpenFDImpl,
+from gofer.lisafs import (MID, ConnectionImpl, ConnectionOpts, ControlFDImpl, OpenFDImpl,
                           reopen_fd)
 
 log = logging.getLogger("gofer")
@@ -319,7 +318,7 @@ class TieredControlFD(ControlFDImpl):
         return child, st, TieredOpenFD(child, None, h), -1
 
     def set_stat(self, mask, mode, uid, gid, size, atime, mtime):
-        if mask & wire.STATX_SIZE and stat.S_ISREG(self.inner.stat().mode):
+        if mask & lisafs.STATX_SIZE and stat.S_ISREG(self.inner.stat().mode):
             h = self.tier.handle(self.tier.key(self.inner))
             try:
                 with h.lock:
@@ -327,7 +326,7 @@ class TieredControlFD(ControlFDImpl):
                     h.dirty = True
             finally:
                 h.release(self)
-            mask &= ~wire.STATX_SIZE
+            mask &= ~lisafs.STATX_SIZE
             if not mask:
                 return None
         return self.inner.set_stat(mask, mode, uid, gid, size, atime, mtime)
@@ -432,23 +431,28 @@ class TieredOpenFD(OpenFDImpl):
 
 
 class TieredConnection(ConnectionImpl):
-    OURS = {wire.FSTAT, wire.SETSTAT, wire.WALK, wire.WALK_STAT, wire.OPEN_AT,
-            wire.OPEN_CREATE_AT, wire.CLOSE, wire.FSYNC, wire.PWRITE, wire.PREAD, wire.MKDIR_AT,
-            wire.MKNOD_AT, wire.SYMLINK_AT, wire.LINK_AT, wire.FSTATFS, wire.FALLOCATE,
-            wire.READLINK_AT, wire.UNLINK_AT, wire.RENAME_AT, wire.RENAME_AT2,
-            wire.GETDENTS64, wire.FGETXATTR, wire.FSETXATTR, wire.FLISTXATTR,
-            wire.FREMOVEXATTR, wire.FLUSH}
+    OURS = {MID.FStat, MID.SetStat, MID.Walk, MID.WalkStat, MID.OpenAt,
+            MID.OpenCreateAt, MID.Close, MID.FSync, MID.PWrite, MID.PRead, MID.MkdirAt,
+            MID.MknodAt, MID.SymlinkAt, MID.LinkAt, MID.FStatFS, MID.FAllocate,
+            MID.ReadLinkAt, MID.UnlinkAt, MID.RenameAt, MID.RenameAt2,
+            MID.Getdents64, MID.FGetXattr, MID.FSetXattr, MID.FListXattr,
+            MID.FRemoveXattr, MID.Flush}
 
     def __init__(self, inner, cache):
         self.inner = inner
         self.tier = Tier(inner, cache)
+
+    @property
+    def does_not_keep(self):
+        """What the backend's storage does not keep (for gofer.testing)."""
+        return getattr(self.inner, "does_not_keep", frozenset())
 
     def mount(self):
         return TieredControlFD(self.tier, self.inner.mount())
 
     def supported_messages(self):
         # Reads and writes are ours whatever the backend does with them.
-        own = {wire.PREAD, wire.PWRITE, wire.FSYNC, wire.FLUSH, wire.FALLOCATE, wire.CLOSE}
+        own = {MID.PRead, MID.PWrite, MID.FSync, MID.Flush, MID.FAllocate, MID.Close}
         return sorted(self.OURS & (set(self.inner.supported_messages()) | own))
 
 
