@@ -2,6 +2,8 @@
 #     from gofer.lisafs cimport ControlFDImpl, OpenFDImpl, lisafs_statx
 # Override c_stat, c_walk, c_open, c_read, c_write, c_getdents64 or c_close
 # (signatures in gofer/_server.pxd); the Python-level methods stay
-# consistent (the default stat() asks c_stat). Headers: gofer.get_include().
+# consistent (the default stat() asks c_stat). A c_getdents64 writes the
+# count with w_u16 (or lisafs_st16 in place) and each entry with w_dirent.
+# Headers: gofer.get_include(). The stock backend uses nothing else.
 from gofer._server cimport BoundSocketFDImpl, ConnectionImpl, ControlFDImpl, OpenFDImpl
-from gofer._wire cimport Writer, lisafs_statx
+from gofer._wire cimport Statx, Writer, lisafs_st16, lisafs_statx, w_dirent, w_u16

@@ -17,8 +17,8 @@ from posix.unistd cimport close, dup
 
 import socket
 
-from gofer._wire cimport Writer, Statx, lisafs_statx, w_u16, w_dirent, lisafs_st16
-from gofer._server cimport ControlFDImpl, OpenFDImpl, ConnectionImpl, BoundSocketFDImpl
+from gofer.lisafs cimport (BoundSocketFDImpl, ConnectionImpl, ControlFDImpl, OpenFDImpl, Statx,
+                          Writer, lisafs_st16, lisafs_statx, w_dirent, w_u16)
 from gofer._wire import StatFS
 from gofer import _wire
 
