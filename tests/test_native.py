@@ -32,7 +32,7 @@ def _run(arch):
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert " 0 failed" in proc.stdout, output
+    assert " 0 failed" in proc.stdout and "fdtable: " in proc.stdout, output
 
 
 def test_native_host():

@@ -41,7 +41,10 @@ class Gofer:
         self.tree.mkdir()
         (self.tree / "file.txt").write_bytes(b"hello, gofer\n")
         self.path = tmp_path / "gofer.sock"
-        self.log = open(tmp_path / "gofer.log", "w+")
+        # Its own open file description, appending: reading the log here
+        # must not move the offset the gofer writes at.
+        self.log_path = tmp_path / "gofer.log"
+        self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gofer", "serve", str(self.tree), "--socket", str(self.path),
              "--host-uds", "all", "--host-fifo", "open"], stderr=self.log,
@@ -82,8 +85,7 @@ class Gofer:
                    % (self.baseline, self.usage()))
 
     def output(self):
-        self.log.seek(0)
-        return self.log.read()
+        return self.log_path.read_text()
 
     def stop(self):
         self.proc.kill()
@@ -375,5 +377,47 @@ def test_host_call_never_holds_the_gil(tmp_path, stall_shim, call):
             errno.ENODATA, errno.EOPNOTSUPP), rpc.error
         c.close()
         other.close()
+    finally:
+        g.stop()
+
+
+def test_close_while_a_gil_free_read_is_held(tmp_path, stall_shim):
+    # A PRead served without the GIL (over a channel) is held in pread()
+    # while the client closes that FD over its socket: Close is answered,
+    # the read still reads the file it started on, and the host FD is
+    # closed by whichever of the two finishes last.
+    stalls = tmp_path / "stalls"
+    stalls.mkdir()
+    g = Gofer(tmp_path, env={"LD_PRELOAD": str(stall_shim), "GOFER_STALL_DIR": str(stalls)})
+
+    def opens_of_the_file():
+        fd_dir = "/proc/%d/fd" % g.proc.pid
+        names = []
+        for fd in os.listdir(fd_dir):
+            try:
+                names.append(os.readlink(os.path.join(fd_dir, fd)))
+            except OSError:
+                pass
+        return names.count(str(g.tree / "file.txt"))
+
+    try:
+        c = g.client()
+        assert c.start_channels(1) == 1
+        f = walk(c, b"file.txt")
+        rw = c.open_at(f, os.O_RDONLY)[0]
+        (stalls / "arm.pread").touch()
+        read = Pending(lambda: c.pread(rw, 0, 5))       # takes the channel
+        wait_until((stalls / "stuck").exists, "the gofer reaches pread")
+        c.close_fds(rw, f)                               # over the socket
+        g.answers_others()
+        assert not read.done.is_set()
+        # The held read's open FD, and the control FD it references.
+        assert opens_of_the_file() == 2
+        (stalls / "release").touch()
+        wait_until(read.done.is_set, "the held pread returns")
+        assert read.error is None and read.result == b"hello", read.error
+        wait_until(lambda: opens_of_the_file() == 0, "the read's FDs are closed")
+        c.close()
+        g.back_to_baseline()
     finally:
         g.stop()

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds and runs the native C tests (native/tests/test_flipcall.c).
+# Builds and runs the native C tests (native/tests/test_flipcall.c, then
+# native/tests/test_fdtable.c).
 #
 #   bash native/tests/run.sh              host compiler (${CC:-cc}), run natively
 #   ARCH=arm64 bash native/tests/run.sh   aarch64-linux-gnu-gcc -static, run
@@ -37,14 +38,14 @@ esac
 "$cc" -O2 -Wall -Werror -std=c11 -pthread $extra -I"$native" \
     -o "$out/test_flipcall" \
     "$here/test_flipcall.c" "$native/flipcall.c" "$native/fdchannel.c" "$native/spin.c"
+"$cc" -O2 -Wall -Werror -std=c11 -pthread $extra -I"$native" \
+    -o "$out/test_fdtable" "$here/test_fdtable.c" "$native/fdtable.c"
 
 echo "run.sh: built with $cc${extra:+ $extra}${runner:+, running under $runner}"
 if [ -n "$runner" ]; then
     export GOFER_TEST_QEMU=1
-    exec_cmd="$runner $out/test_flipcall"
-else
-    exec_cmd="$out/test_flipcall"
 fi
 # Not exec: the EXIT trap must still remove the build directory.
 # shellcheck disable=SC2086
-$exec_cmd "$@"
+$runner "$out/test_flipcall" "$@"
+[ "${1:-}" = bench ] || $runner "$out/test_fdtable"

@@ -277,6 +277,12 @@ cdef class ControlFDImpl:
         self.close()
         return 0
 
+    cdef int c_host_fd(self) noexcept:
+        """-1, or the host FD whose statx is exactly this file's FStat (the
+        stock backend's): the core then serves FStat itself, without the GIL
+        (native/fastpath.h). It must stay open until c_close."""
+        return -1
+
 
 cdef class OpenFDImpl:
     """An open file of a backend (gVisor's OpenFDImpl)."""
@@ -392,6 +398,13 @@ cdef class OpenFDImpl:
     cdef int c_close(self) except -1:
         self.close()
         return 0
+
+    cdef int c_host_fd(self) noexcept:
+        """-1, or the host FD whose statx, pread, pwrite and fsync are exactly
+        this file's FStat, PRead, PWrite and FSync (the stock backend's): the
+        core then serves those itself, without the GIL (native/fastpath.h).
+        It must stay open until c_close."""
+        return -1
 
 
 cdef class BoundSocketFDImpl:

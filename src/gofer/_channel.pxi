@@ -47,67 +47,72 @@ cdef class Channel:
 
     def serve(self):
         cdef uint32_t n = 0, plen
-        cdef uint16_t mid, rmid
+        cdef uint16_t mid
         cdef uint8_t* data = gofer_fc_data(&self.ep)
         cdef uint32_t cap = gofer_fc_data_cap(&self.ep) - CHANNEL_HEADER
+        cdef Connection conn = self.conn
         cdef Out o
-        cdef int rc, i, sent
+        cdef int rc, i, sent, rmid
         cdef char* req
         cdef void* big
         o.w.growable = False
+        # Without the GIL but for what the fast path declines.
         with nogil:
             rc = gofer_fc_recv_first(&self.ep, &n)
-        # A datagram shorter than the channel header ends the service, as
-        # in gVisor (0 is the client's way of saying goodbye).
-        while rc == 0 and n >= CHANNEL_HEADER:
-            mid = lisafs_ld16(<char*>data)
-            plen = n - CHANNEL_HEADER
-            # The client may rewrite the window at any time: act on a copy,
-            # so that what a handler checked (a name without "..") is what
-            # it uses. PWrite is the exception: its handler reads each header
-            # field once, and the data is not checked, only handed to the
-            # kernel, so a client that scribbles on it changes nothing but
-            # its own bytes. That saves a copy of up to 2 MiB per write.
-            req = self.small
-            big = NULL
-            o.w.buf = <char*>data + CHANNEL_HEADER
-            o.w.cap = min(cap, self.conn.max_msg)
-            if mid == _wire.PWRITE:
-                req = <char*>data + CHANNEL_HEADER
-            elif plen > self.conn.max_msg:
-                pass                    # dispatch refuses it unread
-            elif plen > SMALL_REQUEST:
-                big = mmap(NULL, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-                if big == MAP_FAILED:
-                    big = req = NULL
+            # A datagram shorter than the channel header ends the service, as
+            # in gVisor (0 is the client's way of saying goodbye).
+            while rc == 0 and n >= CHANNEL_HEADER:
+                mid = lisafs_ld16(<char*>data)
+                plen = n - CHANNEL_HEADER
+                # The client may rewrite the window at any time: act on a
+                # copy, so that what a handler checked (a name without "..")
+                # is what it uses. PWrite is the exception: its handlers read
+                # each header field once, and the data is not checked, only
+                # handed to the kernel, so a client that scribbles on it
+                # changes nothing but its own bytes. That saves a copy of up
+                # to 2 MiB per write.
+                req = self.small
+                big = NULL
+                o.w.buf = <char*>data + CHANNEL_HEADER
+                o.w.cap = min(cap, conn.max_msg)
+                if mid == MID_PWRITE:
+                    req = <char*>data + CHANNEL_HEADER
+                elif plen > conn.max_msg:
+                    pass                    # dispatch refuses it unread
+                elif plen > SMALL_REQUEST:
+                    big = mmap(NULL, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+                    if big == MAP_FAILED:
+                        big = req = NULL
+                    else:
+                        req = <char*>big
+                        memcpy(req, data + CHANNEL_HEADER, plen)
                 else:
-                    req = <char*>big
                     memcpy(req, data + CHANNEL_HEADER, plen)
-            else:
-                memcpy(req, data + CHANNEL_HEADER, plen)
-            if req == NULL:
-                lisafs_st32(o.w.buf, E.ENOMEM)      # no memory for the copy
-                o.w.len = 4
                 o.nfds = 0
-                rmid = 0
-            else:
-                rmid = self.conn.dispatch(mid, req, plen, &o)
-            if big != NULL:
-                munmap(big, plen)
-            # FDs go first, one datagram each, so they are queued before the
-            # client is woken; numFDs says how many made it. The send never
-            # blocks: a client that does not read its fdchannel gets no more
-            # FDs, and stalls nobody.
-            sent = 0
-            for i in range(o.nfds):
-                if sent == i and gofer_fdchan_send(self.fdsock, o.fds[i]) == 0:
-                    sent += 1
-                close(o.fds[i])
-            o.nfds = 0
-            lisafs_st16(<char*>data, rmid)
-            data[2] = <uint8_t>sent
-            data[3] = 0
-            with nogil:
+                if req == NULL:
+                    lisafs_st32(o.w.buf, ENOMEM)        # no memory for the copy
+                    o.w.len = 4
+                    rmid = 0
+                else:
+                    rmid = conn.serve_fast(mid, req, plen, &o)
+                    if rmid < 0:
+                        with gil:
+                            rmid = conn.dispatch(mid, req, plen, &o)
+                if big != NULL:
+                    munmap(big, plen)
+                # FDs go first, one datagram each, so they are queued before
+                # the client is woken; numFDs says how many made it. The send
+                # never blocks: a client that does not read its fdchannel gets
+                # no more FDs, and stalls nobody.
+                sent = 0
+                for i in range(o.nfds):
+                    if sent == i and gofer_fdchan_send(self.fdsock, o.fds[i]) == 0:
+                        sent += 1
+                    close(o.fds[i])
+                o.nfds = 0
+                lisafs_st16(<char*>data, <uint16_t>rmid)
+                data[2] = <uint8_t>sent
+                data[3] = 0
                 rc = gofer_fc_send_recv(&self.ep, CHANNEL_HEADER + <uint32_t>o.w.len, &n)
         if rc != 0 and rc != -E.ESHUTDOWN:
             log.warning("channel closed: %s", os.strerror(-rc))

@@ -52,9 +52,11 @@ cdef class Connection:
     cdef readonly ConnectionImpl impl
     cdef readonly ConnectionOpts opts
     cdef readonly bytes mount_path
-    cdef dict fds
+    cdef gofer_fdtable fds         # FDID -> FD, shared with the fast path
+    cdef gofer_fast fast            # native/fastpath.h: served without the GIL
     cdef uint64_t next_fdid
     cdef uint32_t max_msg
+    cdef bint readonly
     cdef bint supported[MAX_MID + 1]
     cdef readonly list supported_list
     cdef int sock
@@ -64,6 +66,15 @@ cdef class Connection:
     cdef list channels
     cdef object channels_lock       # guards `channels` and `closed`
     cdef gofer_pwa pwa              # the memfd all channel windows come from
+
+    def __cinit__(self):
+        if gofer_fdtable_init(&self.fds):
+            raise MemoryError()
+        self.fast.fds = &self.fds
+        self.fast.release = fd_release_nogil
+
+    def __dealloc__(self):
+        gofer_fdtable_destroy(&self.fds)
 
     def __init__(self, Server server not None, ConnectionImpl impl not None,
                  ConnectionOpts opts=None, mount_path="/"):
@@ -76,9 +87,11 @@ cdef class Connection:
         if not mp.startswith(b"/"):
             raise ValueError("mount path must be absolute: %r" % (mount_path,))
         self.mount_path = mp
-        self.fds = {}
         self.next_fdid = 1
         self.max_msg = opts.max_message_size
+        self.readonly = opts.readonly
+        self.fast.rename_lock = &server.rename_lock
+        self.fast.max_msg = self.max_msg
         self.sock = -1
         self.trace = log.isEnabledFor(logging.DEBUG)
         self.channels = []
@@ -99,17 +112,24 @@ cdef class Connection:
 
     # ------------------------------------------------------------ FD table
 
-    cdef uint64_t add_fd(self, FD fd) except 0:
-        """Gives `fd` (whose references are already taken) an FDID; past the
-        connection's limit it is released and EMFILE raised."""
-        if len(self.fds) >= self.opts.max_fds:
+    cdef uint64_t add_fd(self, FD fd, int host_fd, Node node) except 0:
+        """Gives `fd` (whose references are already taken) an FDID, with the
+        host FD the fast path may use and the node whose lock it takes; past
+        the connection's limit it is released and EMFILE raised."""
+        if gofer_fdtable_count(&self.fds) >= <size_t>self.opts.max_fds:
             fd.refs = 1
             fd_decref(fd)
             raise OSError(E.EMFILE, "too many open FDs on this connection")
-        fd.id = self.next_fdid
+        fd.id = fd.c.id = self.next_fdid
+        fd.c.host_fd = host_fd
+        fd.c.node_lock = &node.op_lock
+        if gofer_fdtable_add(&self.fds, &fd.c):
+            fd.refs = 1
+            fd_decref(fd)
+            raise MemoryError()
         self.next_fdid += 1
         fd.refs += 1
-        self.fds[fd.id] = fd
+        Py_INCREF(fd)                   # the table's, dropped by fd_release
         return fd.id
 
     cdef ControlFD new_control_fd(self, Node node, ControlFDImpl impl, uint16_t mode):
@@ -117,24 +137,26 @@ cdef class Connection:
         cdef ControlFD fd = ControlFD.__new__(ControlFD)
         fd.node = node
         fd.impl = impl
-        fd.ftype = mode & S_IFMT
-        self.add_fd(fd)
+        fd.ftype = fd.c.ftype = mode & S_IFMT
+        fd.c.kind = GOFER_FD_CONTROL
+        self.add_fd(fd, impl.c_host_fd(), node)
         return fd
 
     cdef int remove_fd(self, uint64_t fdid) except -1:
-        fd = self.fds.pop(fdid, None)
-        if fd is not None:
-            fd_decref(<FD>fd)
+        cdef gofer_fd* c = gofer_fdtable_remove(&self.fds, fdid)
+        if c != NULL and gofer_fd_unuse(c):
+            fd_release(c)
         return 0
 
     cdef FD lookup(self, uint64_t fdid, type kind, int* err, Out* o):
         """The FD `fdid` if it is of `kind` (else None with EBADF/EINVAL in
         err), referenced in `o` until the request is answered (None: kind
-        not checked)."""
-        fd = self.fds.get(fdid)
-        if fd is None:
+        not checked). Holding the GIL, no Close can release it meanwhile."""
+        cdef gofer_fd* c = gofer_fdtable_get(&self.fds, fdid)
+        if c == NULL:
             err[0] = E.EBADF
             return None
+        fd = <FD>c.owner
         if kind is not None and type(fd) is not kind:
             err[0] = E.EINVAL
             return None
@@ -143,13 +165,16 @@ cdef class Connection:
 
     def close_all(self):
         """Releases every FD of this connection (at teardown)."""
-        fds, self.fds = self.fds, {}
-        for fd in fds.values():
-            fd_decref(<FD>fd)
+        cdef size_t cap, i
+        cdef gofer_fd** slot = gofer_fdtable_take_all(&self.fds, &cap)
+        for i in range(cap):
+            if slot[i] != NULL and gofer_fd_unuse(slot[i]):
+                fd_release(slot[i])
+        free(slot)
 
     @property
     def fd_count(self):
-        return len(self.fds)
+        return gofer_fdtable_count(&self.fds)
 
     # ------------------------------------------------------------ dispatch
 
@@ -194,7 +219,7 @@ cdef class Connection:
 
     cdef int handle(self, uint16_t mid, Reader* r, Out* o) except -1:
         # The one place of the readonly rule; dispatch checked mid <= MAX_MID.
-        if self.opts.readonly and MUTATING[mid]:
+        if self.readonly and MUTATING[mid]:
             return E.EROFS
         return HANDLERS[mid](self, r, o)
 
@@ -205,9 +230,11 @@ cdef class Connection:
         ofd.control = cfd
         cfd.refs += 1
         ofd.impl = <OpenFDImpl>impl
-        ofd.readable = acc == O_RDONLY or acc == O_RDWR
-        ofd.writable = acc == O_WRONLY or acc == O_RDWR
-        return self.add_fd(ofd)
+        ofd.readable = ofd.c.readable = acc == O_RDONLY or acc == O_RDWR
+        ofd.writable = ofd.c.writable = acc == O_WRONLY or acc == O_RDWR
+        ofd.c.ftype = cfd.ftype
+        ofd.c.kind = GOFER_FD_OPEN
+        return self.add_fd(ofd, ofd.impl.c_host_fd(), cfd.node)
 
     cdef uint64_t add_bound_socket_fd(self, ControlFD cfd, impl) except 0:
         if not isinstance(impl, BoundSocketFDImpl):
@@ -216,7 +243,23 @@ cdef class Connection:
         b.control = cfd
         cfd.refs += 1
         b.impl = <BoundSocketFDImpl>impl
-        return self.add_fd(b)
+        b.c.ftype = cfd.ftype
+        b.c.kind = GOFER_FD_BOUND
+        return self.add_fd(b, -1, cfd.node)
+
+    cdef int serve_fast(self, uint16_t mid, const char* req, Py_ssize_t n, Out* o) noexcept nogil:
+        """The response MID of a request the fast path served without the
+        GIL (native/fastpath.h), or -1: dispatch() must handle it."""
+        cdef size_t outlen
+        cdef int rmid
+        if not self.mounted or self.trace or n > self.max_msg or mid > MAX_MID or \
+                not self.supported[mid] or (self.readonly and MUTATING[mid]):
+            return -1
+        rmid = gofer_fast_handle(&self.fast, mid, req, n, o.w.buf, o.w.cap, &outlen)
+        if rmid != GOFER_FAST_DECLINED:
+            o.w.len = outlen
+            o.nfds = 0
+        return rmid
 
     # ------------------------------------------------------------ transport
 
@@ -237,31 +280,34 @@ cdef class Connection:
         o.w.growable = False
         cdef gofer_spin spin
         gofer_spin_init(&spin, SPIN_NS)
+        cdef int rc = 0
         try:
-            while True:
-                if sock_read(sock, req, 8, &spin) <= 0:
-                    break
-                plen = lisafs_ld32(req)
-                mid = lisafs_ld16(req + 4)
-                if plen > self.max_msg:
-                    # Consume the payload so the stream stays in step, then
-                    # refuse it (gVisor does the same).
-                    if sock_discard(sock, req, self.max_msg, plen) <= 0:
+            # Without the GIL but for what the fast path declines.
+            with nogil:
+                while rc == 0:
+                    if sock_read(sock, req, 8, &spin) <= 0:
                         break
-                    rmid = self.dispatch(mid, req, plen, &o)
-                else:
-                    if plen and sock_read(sock, req, plen) <= 0:
+                    plen = lisafs_ld32(req)
+                    mid = lisafs_ld16(req + 4)
+                    if plen > self.max_msg:
+                        # Consume the payload so the stream stays in step,
+                        # then refuse it (gVisor does the same).
+                        if sock_discard(sock, req, self.max_msg, plen) <= 0:
+                            break
+                    elif plen and sock_read(sock, req, plen) <= 0:
                         break
-                    rmid = self.dispatch(mid, req, plen, &o)
-                lisafs_st32(resp, <uint32_t>o.w.len)
-                lisafs_st16(resp + 4, rmid)
-                lisafs_st16(resp + 6, 0)
-                err = sock_write(sock, resp, 8 + o.w.len, o.fds, o.nfds)
-                while o.nfds > 0:
-                    o.nfds -= 1
-                    close(o.fds[o.nfds])
-                if err < 0:
-                    break
+                    rc = self.serve_fast(mid, req, plen, &o)
+                    if rc < 0:
+                        with gil:
+                            rc = self.dispatch(mid, req, plen, &o)
+                    rmid = <uint16_t>rc
+                    lisafs_st32(resp, <uint32_t>o.w.len)
+                    lisafs_st16(resp + 4, rmid)
+                    lisafs_st16(resp + 6, 0)
+                    rc = sock_write(sock, resp, 8 + o.w.len, o.fds, o.nfds)
+                    while o.nfds > 0:
+                        o.nfds -= 1
+                        close(o.fds[o.nfds])
         finally:
             free(req)
             free(resp)

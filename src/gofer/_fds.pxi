@@ -4,6 +4,13 @@
 cdef class FD:
     cdef uint64_t id
     cdef Py_ssize_t refs
+    # Its entry in the connection's table (native/fdtable.h): what the
+    # GIL-free fast path reads, and that path's count of uses.
+    cdef gofer_fd c
+
+    def __cinit__(self):
+        self.c.owner = <void*>self
+        self.c.host_fd = -1
 
 
 cdef class ControlFD(FD):
@@ -43,6 +50,20 @@ cdef void fd_decref(FD fd) noexcept:
             fd_decref((<BoundSocketFD>fd).control)
     except Exception:
         log.exception("closing FD %d", fd.id)
+
+
+cdef void fd_release(gofer_fd* c) noexcept:
+    """Releases an FD after the last use of its table entry: the table's
+    reference and the Python object the table kept."""
+    cdef FD fd = <FD>c.owner
+    fd_decref(fd)
+    Py_DECREF(fd)
+
+
+cdef void fd_release_nogil(gofer_fd* c) noexcept nogil:
+    # A fast-path request outlived its FD's Close: rare, and worth the GIL.
+    with gil:
+        fd_release(c)
 
 
 cdef int hold(Out* o, FD fd) except -1:

@@ -1,6 +1,8 @@
 # Declarations of the native core in native/ (C): flipcall endpoint,
-# packet-window allocator, fdchannel and the spin policy. See the headers for the contracts.
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+# packet-window allocator, fdchannel, the spin policy, the FD table and the
+# GIL-free fast path. See the headers for the contracts.
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from gofer._posix cimport pthread_rwlock_t
 
 cdef extern from "flipcall.h" nogil:
     struct gofer_pwa:
@@ -39,3 +41,35 @@ cdef extern from "sigsys.h" nogil:
     int gofer_sigsys_set_name(int nr, const char* name)
     int gofer_sigsys_install()
     unsigned long gofer_sigsys_count()
+
+cdef extern from "fdtable.h" nogil:
+    enum:
+        GOFER_FD_CONTROL, GOFER_FD_OPEN, GOFER_FD_BOUND
+    ctypedef struct gofer_fd:
+        uint64_t id
+        int host_fd
+        uint16_t ftype
+        uint8_t kind, readable, writable
+        pthread_rwlock_t* node_lock
+        void* owner
+    ctypedef struct gofer_fdtable:
+        pass
+    int gofer_fdtable_init(gofer_fdtable* t)
+    void gofer_fdtable_destroy(gofer_fdtable* t)
+    size_t gofer_fdtable_count(gofer_fdtable* t)
+    int gofer_fdtable_add(gofer_fdtable* t, gofer_fd* f)
+    gofer_fd* gofer_fdtable_get(gofer_fdtable* t, uint64_t id)
+    gofer_fd* gofer_fdtable_remove(gofer_fdtable* t, uint64_t id)
+    gofer_fd** gofer_fdtable_take_all(gofer_fdtable* t, size_t* cap)
+    bint gofer_fd_unuse(gofer_fd* f)
+
+cdef extern from "fastpath.h" nogil:
+    enum:
+        GOFER_FAST_DECLINED
+    ctypedef struct gofer_fast:
+        gofer_fdtable* fds
+        pthread_rwlock_t* rename_lock
+        uint32_t max_msg
+        void (*release)(gofer_fd* f) noexcept nogil
+    int gofer_fast_handle(const gofer_fast* c, uint16_t mid, const char* req, size_t n,
+                          char* out, size_t cap, size_t* outlen)

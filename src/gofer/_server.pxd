@@ -34,6 +34,7 @@ cdef class ControlFDImpl:
     cdef object c_walk(self, bytes name, lisafs_statx* out)
     cdef object c_open(self, uint32_t flags, int* host_fd)
     cdef int c_close(self) except -1
+    cdef int c_host_fd(self) noexcept
 
 
 cdef class OpenFDImpl:
@@ -42,6 +43,7 @@ cdef class OpenFDImpl:
     cdef Py_ssize_t c_write(self, const char* buf, Py_ssize_t count, int64_t offset) except -1
     cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1
     cdef int c_close(self) except -1
+    cdef int c_host_fd(self) noexcept
 
 
 cdef class BoundSocketFDImpl:

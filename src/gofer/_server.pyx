@@ -20,7 +20,7 @@ import errno as E
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
-from libc.errno cimport errno, EINTR, EAGAIN
+from libc.errno cimport errno, EINTR, EAGAIN, ENOMEM
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memchr, memset
 from posix.unistd cimport close, dup
@@ -49,6 +49,7 @@ cdef enum:
 # The MIDs the dispatch compares against on every request, as C constants.
 cdef uint16_t MID_MOUNT = _wire.MOUNT
 cdef uint16_t MID_CHANNEL = _wire.CHANNEL
+cdef uint16_t MID_PWRITE = _wire.PWRITE
 
 include "_locks.pxi"
 include "_options.pxi"

@@ -30,7 +30,7 @@ cdef Py_ssize_t recv_spinning(int sock, msghdr* msg, gofer_spin* spin) noexcept 
     return recvmsg(sock, msg, MSG_CMSG_CLOEXEC)
 
 
-cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, gofer_spin* spin=NULL) noexcept:
+cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, gofer_spin* spin=NULL) noexcept nogil:
     """Reads exactly n bytes; 0 on EOF, -1 on error. With `spin`, the wait
     for the first byte polls first (see recv_spinning). Any FDs a
     (misbehaving) client attaches are closed, never kept."""
@@ -49,11 +49,10 @@ cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, gofer_spin* spin=NU
         msg.msg_iovlen = 1
         msg.msg_control = ctl
         msg.msg_controllen = sizeof(ctl)
-        with nogil:
-            if spin != NULL and got == 0:
-                k = recv_spinning(sock, &msg, spin)
-            else:
-                k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)
+        if spin != NULL and got == 0:
+            k = recv_spinning(sock, &msg, spin)
+        else:
+            k = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)
         if k < 0:
             if errno == EINTR:
                 continue
@@ -73,7 +72,7 @@ cdef Py_ssize_t sock_read(int sock, char* buf, Py_ssize_t n, gofer_spin* spin=NU
     return got
 
 
-cdef Py_ssize_t sock_discard(int sock, char* buf, Py_ssize_t bufsize, uint64_t n) noexcept:
+cdef Py_ssize_t sock_discard(int sock, char* buf, Py_ssize_t bufsize, uint64_t n) noexcept nogil:
     cdef Py_ssize_t k
     while n > 0:
         k = sock_read(sock, buf, <Py_ssize_t>min(<uint64_t>bufsize, n))
@@ -83,7 +82,7 @@ cdef Py_ssize_t sock_discard(int sock, char* buf, Py_ssize_t bufsize, uint64_t n
     return 1
 
 
-cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds) noexcept:
+cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds) noexcept nogil:
     """Writes all n bytes; the FDs ride in one SCM_RIGHTS message with the
     first byte, as gVisor's client expects."""
     cdef iovec iov
@@ -107,8 +106,7 @@ cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds)
             c.cmsg_type = SCM_RIGHTS
             c.cmsg_len = CMSG_LEN(nfds * sizeof(int))
             memcpy(CMSG_DATA(c), fds, nfds * sizeof(int))
-        with nogil:
-            k = sendmsg(sock, &msg, MSG_NOSIGNAL)
+        k = sendmsg(sock, &msg, MSG_NOSIGNAL)
         if k < 0:
             if errno == EINTR:
                 continue

@@ -40,8 +40,6 @@ cdef extern from "<sys/stat.h>" nogil:
     unsigned gnu_dev_minor(unsigned long long)
 
 cdef extern from "<unistd.h>" nogil:
-    ssize_t pread(int, void*, size_t, long)
-    ssize_t pwrite(int, const void*, size_t, long)
     long lseek(int, long, int)
 
 cdef extern from "<dirent.h>" nogil:
@@ -80,10 +78,14 @@ cdef extern from "<sys/socket.h>" nogil:
     int accept4(int, void*, void*, int)
     int SOCK_NONBLOCK, SOCK_CLOEXEC
 
+cdef extern from "hostcalls.h" nogil:
+    # Shared with the core's GIL-free fast path, so both answer alike.
+    int gofer_host_fstat(int fd, lisafs_statx* out)
+    Py_ssize_t gofer_host_pio(int fd, char* buf, size_t count, int64_t offset, int writing)
+    int gofer_host_fsync(int fd)
+
 cdef extern from *:
     """
-    /* The kernel's struct statx begins with exactly LISAFS's 144-byte Statx. */
-    _Static_assert(sizeof(struct statx) >= 144, "struct statx");
     struct gofer_dirent64 {
         unsigned long long d_ino;
         long long d_off;
@@ -100,7 +102,6 @@ cdef extern from *:
         char d_name[1]
 
 cdef enum:
-    STAT_MASK = 0x7ff | 0x800       # STATX_BASIC_STATS | STATX_BTIME
     UTIME_OMIT = (1 << 30) - 2
     DIRENT_BUF = 8192
 
@@ -155,17 +156,11 @@ cdef inline int raise_errno(int err) except -1:
 
 
 cdef inline int fstatx(int fd, lisafs_statx* out) except -1:
-    cdef char buf[256]            # struct statx is 256 bytes
     cdef int rc
     with nogil:
-        rc = c_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STAT_MASK, <statx*>buf)
+        rc = gofer_host_fstat(fd, out)
     if rc < 0:
-        raise_errno(errno)
-    memcpy(out, buf, sizeof(lisafs_statx))
-    # gVisor's fsgofer sends neither attribute word; match it byte for byte.
-    out.pad = 0
-    out.attributes = 0
-    out.attributes_mask = 0
+        raise_errno(-rc)
     return 0
 
 
@@ -240,6 +235,11 @@ cdef class HostControlFD(ControlFDImpl):
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
         return fstatx(self.fd, out)
+
+    cdef int c_host_fd(self) noexcept:
+        # The core serves FStat itself, unless a subclass may answer
+        # otherwise (a Python override would be bypassed).
+        return self.fd if type(self) is HostControlFD else -1
 
     cdef object c_walk(self, bytes name, lisafs_statx* out):
         cdef const char* c_name = PyBytes_AS_STRING(name)
@@ -515,16 +515,14 @@ cdef class HostControlFD(ControlFDImpl):
 
 cdef Py_ssize_t positional_io(int fd, char* buf, Py_ssize_t count, int64_t offset,
                               bint writing) except -1:
-    """pread/pwrite, retried on EINTR, with the GIL released: even a small
-    one may wait (a FUSE or network file, a lock on the page)."""
+    """pread/pwrite with the GIL released: even a small one may wait (a FUSE
+    or network file, a lock on the page)."""
     cdef Py_ssize_t n
-    while True:
-        with nogil:
-            n = pwrite(fd, buf, count, offset) if writing else pread(fd, buf, count, offset)
-        if n >= 0:
-            return n
-        if errno != EINTR:
-            return raise_errno(errno)
+    with nogil:
+        n = gofer_host_pio(fd, buf, count, offset, writing)
+    if n < 0:
+        raise_errno(-n)
+    return n
 
 
 cdef class HostOpenFD(OpenFDImpl):
@@ -600,8 +598,17 @@ cdef class HostOpenFD(OpenFDImpl):
             self.fd = -1
         return 0
 
+    cdef int c_host_fd(self) noexcept:
+        # The core serves FStat, PRead, PWrite and FSync itself, unless a
+        # subclass may answer otherwise (a Python override would be bypassed).
+        return self.fd if type(self) is HostOpenFD else -1
+
     def sync(self):
-        os.fsync(self.fd)
+        cdef int rc
+        with nogil:
+            rc = gofer_host_fsync(self.fd)
+        if rc < 0:
+            raise_errno(-rc)
 
     def allocate(self, uint32_t mode, int64_t offset, int64_t length):
         cdef int rc

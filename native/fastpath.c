@@ -1,0 +1,152 @@
+#include "fastpath.h"
+
+#include <errno.h>
+
+#include "hostcalls.h"
+#include "lisafs_wire.h"
+
+enum { MID_FSTAT = 3, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12 };
+
+static void unuse(const gofer_fast *c, gofer_fd *f)
+{
+    if (gofer_fd_unuse(f))
+        c->release(f);
+}
+
+/* The FD `id` with a use taken if the fast path may serve it: a host FD,
+ * and of kind `kind` (0: control or open). */
+static gofer_fd *use(const gofer_fast *c, uint64_t id, int kind)
+{
+    gofer_fd *f = gofer_fdtable_use(c->fds, id);
+    if (f == NULL)
+        return NULL;
+    if (f->host_fd < 0 || f->kind == GOFER_FD_BOUND || (kind && f->kind != kind)) {
+        unuse(c, f);
+        return NULL;
+    }
+    return f;
+}
+
+static void lock(const gofer_fast *c, gofer_fd *f, int exclusive)
+{
+    pthread_rwlock_rdlock(c->rename_lock);
+    if (exclusive)
+        pthread_rwlock_wrlock(f->node_lock);
+    else
+        pthread_rwlock_rdlock(f->node_lock);
+}
+
+static void unlock(const gofer_fast *c, gofer_fd *f)
+{
+    pthread_rwlock_unlock(f->node_lock);
+    pthread_rwlock_unlock(c->rename_lock);
+}
+
+static int answer_errno(char *out, size_t *outlen, int err)
+{
+    lisafs_st32(out, (uint32_t)err);
+    *outlen = 4;
+    return 0;
+}
+
+static int fstat(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen)
+{
+    if (n < 8)
+        return GOFER_FAST_DECLINED;
+    gofer_fd *f = use(c, lisafs_ld64(req), 0);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    struct lisafs_statx st;
+    lock(c, f, 0);
+    int rc = gofer_host_fstat(f->host_fd, &st);
+    unlock(c, f);
+    unuse(c, f);
+    if (rc < 0)
+        return answer_errno(out, outlen, -rc);
+    memcpy(out, &st, sizeof(st));
+    *outlen = sizeof(st);
+    return MID_FSTAT;
+}
+
+/* PRead and PWrite: offset u64, FDID u64, count u32, then the data or padding. */
+static int pio(const gofer_fast *c, int writing, const char *req, size_t n, char *out,
+               size_t cap, size_t *outlen)
+{
+    if (n < 20)
+        return GOFER_FAST_DECLINED;
+    int64_t offset = (int64_t)lisafs_ld64(req);
+    uint64_t id = lisafs_ld64(req + 8);
+    uint32_t count = lisafs_ld32(req + 16);
+    if (offset < 0)
+        return GOFER_FAST_DECLINED;
+    if (writing ? n - 20 < count : 8 + (uint64_t)count > c->max_msg || 8 + (size_t)count > cap)
+        return GOFER_FAST_DECLINED;
+    gofer_fd *f = use(c, id, GOFER_FD_OPEN);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    if (!(writing ? f->writable : f->readable)) {
+        unuse(c, f);
+        return GOFER_FAST_DECLINED;
+    }
+    lock(c, f, writing);
+    ssize_t got = gofer_host_pio(f->host_fd, writing ? (char *)req + 20 : out + 8, count,
+                                 offset, writing);
+    unlock(c, f);
+    unuse(c, f);
+    if (got < 0)
+        return answer_errno(out, outlen, (int)-got);
+    lisafs_st64(out, (uint64_t)got);
+    *outlen = writing ? 8 : 8 + (size_t)got;
+    return writing ? MID_PWRITE : MID_PREAD;
+}
+
+/* FSync: a u16 count of FDIDs; served here only if every one is. */
+static int fsync_all(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen)
+{
+    if (n < 2)
+        return GOFER_FAST_DECLINED;
+    uint16_t count = lisafs_ld16(req);
+    if (n - 2 < 8 * (size_t)count)
+        return GOFER_FAST_DECLINED;
+    for (uint16_t i = 0; i < count; i++) {
+        gofer_fd *f = use(c, lisafs_ld64(req + 2 + 8 * (size_t)i), GOFER_FD_OPEN);
+        if (f == NULL)
+            return GOFER_FAST_DECLINED;
+        unuse(c, f);
+    }
+    int first = 0;
+    for (uint16_t i = 0; i < count; i++) {
+        /* Closed since the check: what the GIL path answers then. */
+        gofer_fd *f = use(c, lisafs_ld64(req + 2 + 8 * (size_t)i), GOFER_FD_OPEN);
+        int rc = -EBADF;
+        if (f != NULL) {
+            lock(c, f, 0);
+            rc = gofer_host_fsync(f->host_fd);
+            unlock(c, f);
+            unuse(c, f);
+        }
+        if (rc < 0 && first == 0)
+            first = -rc;
+    }
+    if (first)
+        return answer_errno(out, outlen, first);
+    *outlen = 0;
+    return MID_FSYNC;
+}
+
+int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
+                      char *out, size_t cap, size_t *outlen)
+{
+    switch (mid) {
+    case MID_FSTAT:
+        return fstat(c, req, n, out, outlen);
+    case MID_PREAD:
+        return pio(c, 0, req, n, out, cap, outlen);
+    case MID_PWRITE:
+        return pio(c, 1, req, n, out, cap, outlen);
+    case MID_FSYNC:
+        return fsync_all(c, req, n, out, outlen);
+    default:
+        return GOFER_FAST_DECLINED;
+    }
+}

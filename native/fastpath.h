@@ -1,0 +1,38 @@
+/* fastpath: the RPCs a connection serves from request to response without
+ * the GIL, on FDs whose backend declared a host FD for them (the stock
+ * backend; see ControlFDImpl.c_host_fd): FStat, PRead, PWrite and FSync.
+ *
+ * It serves only the ordinary case and declines everything else (an FDID
+ * not in the table, an FD of another backend or kind, a short request, an
+ * argument the protocol refuses), which the core then handles with the GIL
+ * exactly as before, so that both paths answer alike. The core checks the
+ * connection-wide rules (mounted, supported MIDs, readonly, sizes) first.
+ * Locks are the core's (_locks.pxi): the rename lock shared, then the
+ * node's lock, shared to read and exclusive to write. */
+#ifndef GOFER_FASTPATH_H
+#define GOFER_FASTPATH_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fdtable.h"
+
+#define GOFER_FAST_DECLINED (-1)
+
+typedef struct gofer_fast {
+    gofer_fdtable *fds;
+    pthread_rwlock_t *rename_lock;
+    uint32_t max_msg;
+    /* Releases an FD whose last use a request dropped after it left the
+     * table (a Close raced the request); takes the GIL itself. */
+    void (*release)(gofer_fd *f);
+} gofer_fast;
+
+/* Serves request `mid` (payload req[0, n)) into out[0, cap): returns the
+ * response MID (0: an errno as the payload) with its length in *outlen, or
+ * GOFER_FAST_DECLINED. */
+int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
+                      char *out, size_t cap, size_t *outlen);
+
+#endif /* GOFER_FASTPATH_H */

@@ -1,0 +1,145 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE                     /* pthread_rwlock_t */
+#endif
+
+#include "fdtable.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* FDIDs are handed out in sequence, so the low bits spread them evenly. */
+static size_t home(const gofer_fdtable *t, uint64_t id)
+{
+    return (size_t)id & (t->cap - 1);
+}
+
+static size_t find(const gofer_fdtable *t, uint64_t id)
+{
+    size_t i = home(t, id);
+    while (t->slot[i] != NULL && t->slot[i]->id != id)
+        i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+int gofer_fdtable_init(gofer_fdtable *t)
+{
+    t->slot = NULL;
+    t->cap = 0;
+    t->n = 0;
+    return -pthread_mutex_init(&t->mu, NULL);
+}
+
+void gofer_fdtable_destroy(gofer_fdtable *t)
+{
+    free(t->slot);
+    t->slot = NULL;
+    t->cap = t->n = 0;
+    pthread_mutex_destroy(&t->mu);
+}
+
+size_t gofer_fdtable_count(gofer_fdtable *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->n;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+/* Keeps the load at most 1/2, so probes stay short. */
+static int grow(gofer_fdtable *t)
+{
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    gofer_fd **old = t->slot;
+    size_t old_cap = t->cap;
+    gofer_fd **slot = calloc(cap, sizeof(*slot));
+    if (slot == NULL)
+        return -ENOMEM;
+    t->slot = slot;
+    t->cap = cap;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i] != NULL)
+            t->slot[find(t, old[i]->id)] = old[i];
+    free(old);
+    return 0;
+}
+
+int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f)
+{
+    int rc = 0;
+    atomic_store(&f->users, 1);
+    pthread_mutex_lock(&t->mu);
+    if (2 * (t->n + 1) > t->cap)
+        rc = grow(t);
+    if (rc == 0) {
+        t->slot[find(t, f->id)] = f;
+        t->n++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+gofer_fd *gofer_fdtable_get(gofer_fdtable *t, uint64_t id)
+{
+    gofer_fd *f = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->cap)
+        f = t->slot[find(t, id)];
+    pthread_mutex_unlock(&t->mu);
+    return f;
+}
+
+gofer_fd *gofer_fdtable_use(gofer_fdtable *t, uint64_t id)
+{
+    gofer_fd *f = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->cap)
+        f = t->slot[find(t, id)];
+    if (f != NULL)
+        atomic_fetch_add_explicit(&f->users, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&t->mu);
+    return f;
+}
+
+/* Empties slot i (t->mu held), keeping every probe run unbroken. */
+static void take_out(gofer_fdtable *t, size_t i)
+{
+    size_t j;
+    /* Backward-shift deletion: pull later entries of the probe run into
+     * the hole wherever their home allows, so no tombstones are needed. */
+    t->slot[i] = NULL;
+    t->n--;
+    for (j = (i + 1) & (t->cap - 1); t->slot[j] != NULL; j = (j + 1) & (t->cap - 1)) {
+        size_t h = home(t, t->slot[j]->id);
+        /* slot[j] may move to i unless its home lies cyclically in (i, j]. */
+        if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+            t->slot[i] = t->slot[j];
+            t->slot[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+gofer_fd *gofer_fdtable_remove(gofer_fdtable *t, uint64_t id)
+{
+    gofer_fd *f = NULL;
+    pthread_mutex_lock(&t->mu);
+    if (t->n) {
+        size_t i = find(t, id);
+        f = t->slot[i];
+        if (f != NULL)
+            take_out(t, i);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return f;
+}
+
+gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap)
+{
+    pthread_mutex_lock(&t->mu);
+    gofer_fd **slot = t->slot;
+    *cap = t->cap;
+    t->slot = NULL;
+    t->cap = t->n = 0;
+    pthread_mutex_unlock(&t->mu);
+    return slot;
+}

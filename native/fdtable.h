@@ -1,0 +1,66 @@
+/* fdtable: a connection's FDIDs, readable by threads that do not hold the
+ * GIL (the GIL-free fast path, fastpath.h) as well as by those that do.
+ *
+ * Each entry is the C face of one of the core's FD objects: what a GIL-free
+ * handler needs (the host FD, the node lock, the access mode) and a count of
+ * uses. The table owns one use; every request served without the GIL takes
+ * one for its duration. Whoever drops the last use (the remover, or a
+ * request that was still running when the FDID was closed) releases the
+ * FD object; until then its host FD stays open and its node lock valid.
+ *
+ * All functions return 0 or a negative errno where they can fail. */
+#ifndef GOFER_FDTABLE_H
+#define GOFER_FDTABLE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { GOFER_FD_CONTROL = 1, GOFER_FD_OPEN = 2, GOFER_FD_BOUND = 3 };
+
+typedef struct gofer_fd {
+    atomic_int users;               /* the table's use + requests in flight */
+    uint64_t id;
+    int host_fd;                    /* -1: served only with the GIL */
+    uint16_t ftype;                 /* S_IFMT bits */
+    uint8_t kind;                   /* GOFER_FD_* */
+    uint8_t readable, writable;     /* open FDs: the access mode */
+    pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
+    void *owner;                    /* the core's FD object */
+} gofer_fd;
+
+typedef struct gofer_fdtable {
+    pthread_mutex_t mu;
+    gofer_fd **slot;                /* open addressing, linear probing */
+    size_t cap;                     /* 0 or a power of two */
+    size_t n;
+} gofer_fdtable;
+
+int gofer_fdtable_init(gofer_fdtable *t);
+/* Frees the table itself; the entries are the caller's. */
+void gofer_fdtable_destroy(gofer_fdtable *t);
+size_t gofer_fdtable_count(gofer_fdtable *t);
+
+/* Adds f under f->id (not present yet) with the table's use: users = 1. */
+int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f);
+/* The entry for id, or NULL; no use taken (for a caller that otherwise
+ * excludes removal, as the core does under the GIL). */
+gofer_fd *gofer_fdtable_get(gofer_fdtable *t, uint64_t id);
+/* The entry for id with a use taken, or NULL. Drop it with gofer_fd_unuse. */
+gofer_fd *gofer_fdtable_use(gofer_fdtable *t, uint64_t id);
+/* Takes id's entry out of the table, or NULL; the caller then drops the
+ * table's use. */
+gofer_fd *gofer_fdtable_remove(gofer_fdtable *t, uint64_t id);
+/* Empties the table at once: returns its slot array (NULL if it never had
+ * an entry) with its length in *cap; the caller drops the table's use of
+ * each non-NULL slot, then frees the array. */
+gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap);
+
+/* Drops one use; 1 if it was the last (the caller releases the FD). */
+static inline int gofer_fd_unuse(gofer_fd *f)
+{
+    return atomic_fetch_sub_explicit(&f->users, 1, memory_order_acq_rel) == 1;
+}
+
+#endif /* GOFER_FDTABLE_H */

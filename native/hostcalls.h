@@ -1,0 +1,22 @@
+/* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite
+ * and FSync, shared by the backend (fsgofer/_host.pyx) and the GIL-free fast
+ * path (fastpath.h), so both answer alike. None takes the GIL; each returns
+ * its result or a negative errno, retrying EINTR. */
+#ifndef GOFER_HOSTCALLS_H
+#define GOFER_HOSTCALLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "lisafs_wire.h"
+
+/* statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) as LISAFS's Statx: the
+ * basic stats and btime, without the attribute words (gVisor's fsgofer sends
+ * neither). */
+int gofer_host_fstat(int fd, struct lisafs_statx *out);
+/* pread, or pwrite when writing != 0. */
+ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing);
+int gofer_host_fsync(int fd);
+
+#endif /* GOFER_HOSTCALLS_H */

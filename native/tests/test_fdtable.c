@@ -1,0 +1,134 @@
+/* Tests for native/fdtable.c: prints "N passed, M failed".
+ *
+ * A random sequence of adds and removes is checked against a plain array
+ * (collisions and backward-shift deletion across the wrap included), then
+ * threads take and drop uses while the main thread removes entries, as
+ * GIL-free requests race Close. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "fdtable.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static int n_passed, n_failed;
+
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
+            return 0;                                                           \
+        }                                                                       \
+    } while (0)
+
+enum { N = 5000 };
+static gofer_fd fds[N];
+
+/* Ids that collide: multiples of the smallest capacity, plus a few that
+ * spread, so probe runs are long and wrap around the end. */
+static uint64_t id_of(int i)
+{
+    return i % 3 ? (uint64_t)i * 64 : (uint64_t)i;
+}
+
+static int test_model(void)
+{
+    gofer_fdtable t;
+    static char in[N];
+    size_t count = 0;
+    CHECK(gofer_fdtable_init(&t) == 0);
+    CHECK(gofer_fdtable_get(&t, 1) == NULL && gofer_fdtable_remove(&t, 1) == NULL);
+    srand(1);
+    for (int step = 0; step < 200000; step++) {
+        int i = rand() % N;
+        fds[i].id = id_of(i);
+        if (!in[i] && rand() % 3) {
+            CHECK(gofer_fdtable_add(&t, &fds[i]) == 0);
+            in[i] = 1;
+            count++;
+        } else if (in[i]) {
+            CHECK(gofer_fdtable_remove(&t, id_of(i)) == &fds[i]);
+            in[i] = 0;
+            count--;
+        } else {
+            CHECK(gofer_fdtable_remove(&t, id_of(i)) == NULL);
+        }
+        if (step % 997 == 0) {
+            CHECK(gofer_fdtable_count(&t) == count);
+            for (int k = 0; k < N; k++)
+                CHECK(gofer_fdtable_get(&t, id_of(k)) == (in[k] ? &fds[k] : NULL));
+        }
+    }
+    size_t cap, seen = 0;
+    gofer_fd **slot = gofer_fdtable_take_all(&t, &cap);
+    for (size_t k = 0; k < cap; k++)
+        seen += slot[k] != NULL;
+    free(slot);
+    CHECK(seen == count && gofer_fdtable_count(&t) == 0);
+    CHECK(gofer_fdtable_get(&t, id_of(0)) == NULL);
+    gofer_fdtable_destroy(&t);
+    return 1;
+}
+
+static gofer_fdtable shared;
+static atomic_int released[N];
+
+static void *user(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    for (int round = 0; round < 200000; round++) {
+        int i = (int)(rand_r(&seed) % N);
+        gofer_fd *f = gofer_fdtable_use(&shared, id_of(i));
+        if (f != NULL && gofer_fd_unuse(f))
+            atomic_fetch_add(&released[f - fds], 1);
+    }
+    return NULL;
+}
+
+static int test_uses_race_removal(void)
+{
+    pthread_t th[3];
+    CHECK(gofer_fdtable_init(&shared) == 0);
+    for (int i = 0; i < N; i++) {
+        fds[i].id = id_of(i);
+        atomic_store(&released[i], 0);
+        CHECK(gofer_fdtable_add(&shared, &fds[i]) == 0);
+        CHECK(atomic_load(&fds[i].users) == 1);
+    }
+    for (int k = 0; k < 3; k++)
+        pthread_create(&th[k], NULL, user, (void *)(uintptr_t)(k + 1));
+    for (int i = 0; i < N; i++) {
+        gofer_fd *f = gofer_fdtable_remove(&shared, id_of(i));
+        CHECK(f == &fds[i]);
+        if (gofer_fd_unuse(f))
+            atomic_fetch_add(&released[i], 1);
+    }
+    for (int k = 0; k < 3; k++)
+        pthread_join(th[k], NULL);
+    /* Each entry released exactly once, by whoever dropped the last use. */
+    for (int i = 0; i < N; i++)
+        CHECK(atomic_load(&released[i]) == 1 && atomic_load(&fds[i].users) == 0);
+    CHECK(gofer_fdtable_count(&shared) == 0);
+    gofer_fdtable_destroy(&shared);
+    return 1;
+}
+
+static void run(const char *name, int (*fn)(void))
+{
+    if (fn()) {
+        n_passed++;
+    } else {
+        fprintf(stderr, "FAIL %s\n", name);
+        n_failed++;
+    }
+}
+
+int main(void)
+{
+    run("model", test_model);
+    run("uses_race_removal", test_uses_race_removal);
+    printf("fdtable: %d passed, %d failed\n", n_passed, n_failed);
+    return n_failed ? 1 : 0;
+}
