@@ -78,26 +78,26 @@ int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f)
     return rc;
 }
 
-gofer_fd *gofer_fdtable_get(gofer_fdtable *t, uint64_t id)
+static gofer_fd *lookup(gofer_fdtable *t, uint64_t id, int take_use)
 {
     gofer_fd *f = NULL;
     pthread_mutex_lock(&t->mu);
     if (t->cap)
         f = t->slot[find(t, id)];
+    if (f != NULL && take_use)
+        atomic_fetch_add_explicit(&f->users, 1, memory_order_relaxed);
     pthread_mutex_unlock(&t->mu);
     return f;
 }
 
+gofer_fd *gofer_fdtable_get(gofer_fdtable *t, uint64_t id)
+{
+    return lookup(t, id, 0);
+}
+
 gofer_fd *gofer_fdtable_use(gofer_fdtable *t, uint64_t id)
 {
-    gofer_fd *f = NULL;
-    pthread_mutex_lock(&t->mu);
-    if (t->cap)
-        f = t->slot[find(t, id)];
-    if (f != NULL)
-        atomic_fetch_add_explicit(&f->users, 1, memory_order_relaxed);
-    pthread_mutex_unlock(&t->mu);
-    return f;
+    return lookup(t, id, 1);
 }
 
 /* Empties slot i (t->mu held), keeping every probe run unbroken. */

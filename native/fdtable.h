@@ -23,7 +23,6 @@ typedef struct gofer_fd {
     atomic_int users;               /* the table's use + requests in flight */
     uint64_t id;
     int host_fd;                    /* -1: served only with the GIL */
-    uint16_t ftype;                 /* S_IFMT bits */
     uint8_t kind;                   /* GOFER_FD_* */
     uint8_t readable, writable;     /* open FDs: the access mode */
     pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */

@@ -137,7 +137,7 @@ cdef class Connection:
         cdef ControlFD fd = ControlFD.__new__(ControlFD)
         fd.node = node
         fd.impl = impl
-        fd.ftype = fd.c.ftype = mode & S_IFMT
+        fd.ftype = mode & S_IFMT
         fd.c.kind = GOFER_FD_CONTROL
         self.add_fd(fd, impl.c_host_fd(), node)
         return fd
@@ -232,7 +232,6 @@ cdef class Connection:
         ofd.impl = <OpenFDImpl>impl
         ofd.readable = ofd.c.readable = acc == O_RDONLY or acc == O_RDWR
         ofd.writable = ofd.c.writable = acc == O_WRONLY or acc == O_RDWR
-        ofd.c.ftype = cfd.ftype
         ofd.c.kind = GOFER_FD_OPEN
         return self.add_fd(ofd, ofd.impl.c_host_fd(), cfd.node)
 
@@ -243,7 +242,6 @@ cdef class Connection:
         b.control = cfd
         cfd.refs += 1
         b.impl = <BoundSocketFDImpl>impl
-        b.c.ftype = cfd.ftype
         b.c.kind = GOFER_FD_BOUND
         return self.add_fd(b, -1, cfd.node)
 

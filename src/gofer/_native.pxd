@@ -48,7 +48,6 @@ cdef extern from "fdtable.h" nogil:
     ctypedef struct gofer_fd:
         uint64_t id
         int host_fd
-        uint16_t ftype
         uint8_t kind, readable, writable
         pthread_rwlock_t* node_lock
         void* owner
