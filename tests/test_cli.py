@@ -1,5 +1,6 @@
 """`gofer serve` as a user runs it."""
 import errno
+import json
 import os
 import resource
 import signal
@@ -231,6 +232,26 @@ def test_the_start_path_leaves_out_what_serving_does_not_need(tree, tmp_path):
     imported = {line.split("|")[2].strip() for line in lines if line.startswith("import time:")}
     assert "gofer.seccomp" in imported and "gofer._server" in imported
     assert imported & NOT_ON_THE_START_PATH == set()
+
+
+# What the example extensions need only once they serve a mount.
+SERVING_ONLY = {"logging", "cryptography", "hashlib", "uuid", "configparser", "boto3", "botocore"}
+
+
+def test_installed_extensions_load_without_what_only_serving_needs():
+    """`gofer gofer` loads every installed extension at every start, and
+    most claim nothing: the examples import their crypto, hashing and
+    logging only when they claim a mount."""
+    code = ("import json, sys\n"
+            "from gofer import extension\n"
+            "names = [e.name for e in extension.load_entry_points()]\n"
+            "print(json.dumps([names, sorted(sys.modules)]))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOFER_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout
+    names, modules = json.loads(out)
+    assert {"crypt", "memfs", "s3", "tiered"} <= set(names)
+    assert {m.partition(".")[0] for m in modules} & SERVING_ONLY == set()
 
 
 # -- the socket, and clients that take every FD ---------------------------------

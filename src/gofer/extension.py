@@ -23,6 +23,13 @@ connections share one server tree.
 Installed packages declare extensions in the entry-point group
 ``gofer.extensions``; the value is an `Extension` subclass or instance (or a
 callable returning one).
+
+Extensions log through ``gofer.extension.log`` (``log.warning(...)``, as a
+`logging.Logger`): its lines go where the gofer's go, and unlike `logging`
+it adds nothing to the start of every gofer that has the extension
+installed. Likewise, import what only serving needs (a crypto or HTTP
+library) when a mount is claimed, not with the module: every installed
+extension is loaded at every start of `gofer gofer`.
 """
 import importlib
 import os

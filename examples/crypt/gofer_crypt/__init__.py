@@ -20,8 +20,6 @@ import os
 from gofer.extension import Extension
 from gofer.lisafs import ConnectionOpts
 
-from gofer_crypt.cipher import load_key
-from gofer_crypt.fs import CryptConnection
 
 MOUNTS_ANNOTATION = "dev.gofer.crypt.mounts"
 KEY_ANNOTATION = "dev.gofer.crypt.key"
@@ -45,6 +43,15 @@ def _key_path(spec, mount):
     return path
 
 
+def _load_key(path):
+    # The implementation (and `cryptography`, ~12 ms) loads with the first
+    # key: only in a gofer that serves a crypt mount, and before it is
+    # confined to the container's mounts, where no module can be found.
+    from gofer_crypt import fs  # noqa: F401
+    from gofer_crypt.cipher import load_key
+    return load_key(path)
+
+
 class CryptExtension(Extension):
     name = "crypt"
 
@@ -60,11 +67,11 @@ class CryptExtension(Extension):
         self.claimed = {id(m) for m in mounts}
         for m in mounts:
             path = _key_path(ctx.spec, m)
-            self.keys[path] = load_key(path)
+            self.keys[path] = _load_key(path)
         self.confined = bool(getattr(ctx.args, "setup_root", False))
 
     def _key(self, path):
-        return self.keys.get(path) or load_key(path)
+        return self.keys.get(path) or _load_key(path)
 
     def new_connection(self, spec, mount, mount_path, readonly):
         if spec is None:                             # gofer serve --extension crypt
@@ -85,6 +92,7 @@ class CryptExtension(Extension):
             root = mount_path if self.confined else mount["source"]
         key = self._key(key_path)
         os.close(os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))
+        from gofer_crypt.fs import CryptConnection      # loaded by _load_key
         return CryptConnection(root, key), ConnectionOpts(readonly=readonly)
 
     def seccomp_rules(self):

@@ -28,7 +28,6 @@ set in the gofer's environment, the launcher's sign that this gofer serves
 S3 mounts: without it gofer-s3 costs nothing, adds nothing to the seccomp
 allowlist, and refuses to serve.
 """
-import configparser
 import os
 import socket
 
@@ -71,6 +70,7 @@ def load_config(spec=None, mount=None, environ=os.environ):
 def _credentials(path):
     """(access key, secret key) from the [default] section of an AWS
     shared-credentials file."""
+    import configparser
     parser = configparser.ConfigParser()
     with open(path) as f:
         parser.read_file(f)

@@ -31,19 +31,15 @@ given); it gets the mount as if it claimed it itself, so its own settings
 """
 import collections
 import errno
-import hashlib
-import logging
 import os
 import stat
 import threading
-import uuid
 
 from gofer import extension, lisafs
-from gofer.extension import Extension
+from gofer.extension import Extension, log
 from gofer.lisafs import (MID, ConnectionImpl, ConnectionOpts, ControlFDImpl, OpenFDImpl,
                           reopen_fd)
 
-log = logging.getLogger("gofer")
 CHUNK = 1 << 20
 DEFAULT_LIMIT = 1 << 30
 
@@ -67,6 +63,10 @@ class Cache:
     copies w-<uuid>, the total size of the first kept under `limit`."""
 
     def __init__(self, dir_fd, limit):
+        # Loaded here, before the seccomp filter goes on, rather than with
+        # the module: every gofer start loads the extension, few use a cache.
+        import hashlib
+        self.sha256 = hashlib.sha256
         self.fd, self.limit = dir_fd, limit
         self.lock = threading.Lock()
         self.lru = collections.OrderedDict()          # name -> size, oldest first
@@ -78,9 +78,8 @@ class Cache:
         self.total = sum(self.lru.values())
         self.evict()
 
-    @staticmethod
-    def name(key, validator):
-        return hashlib.sha256(("%s\0%s" % (key, validator)).encode("utf-8", "surrogateescape")
+    def name(self, key, validator):
+        return self.sha256(("%s\0%s" % (key, validator)).encode("utf-8", "surrogateescape")
                               ).hexdigest() + ".data"
 
     def open(self, key, validator):
@@ -101,7 +100,7 @@ class Cache:
 
     def working(self):
         """(name, FD) of a new working copy."""
-        name = "w-" + uuid.uuid4().hex
+        name = "w-" + os.urandom(16).hex()
         return name, os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600,
                              dir_fd=self.fd)
 
