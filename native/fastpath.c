@@ -1,11 +1,12 @@
 #include "fastpath.h"
 
 #include <errno.h>
+#include <stdint.h>
 
 #include "hostcalls.h"
 #include "lisafs_wire.h"
 
-enum { MID_FSTAT = 3, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12 };
+enum { MID_FSTAT = 3, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
 
 static void unuse(const gofer_fast *c, gofer_fd *f)
 {
@@ -134,6 +135,37 @@ static int fsync_all(const gofer_fast *c, const char *req, size_t n, char *out, 
     return MID_FSYNC;
 }
 
+/* Getdents64: directory FDID u64, count i32 (negative: from the start). */
+static int getdents(const gofer_fast *c, const char *req, size_t n, char *out, size_t cap,
+                    size_t *outlen)
+{
+    if (n < 12)
+        return GOFER_FAST_DECLINED;
+    gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_OPEN);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    if (!f->is_dir) {
+        unuse(c, f);
+        return GOFER_FAST_DECLINED;
+    }
+    int32_t count = (int32_t)lisafs_ld32(req + 8);
+    int seek0 = count < 0;
+    if (seek0)
+        count = count == INT32_MIN ? INT32_MAX : -count;
+    /* Bound the host read by what a response could ever carry. */
+    if ((uint32_t)count > c->max_msg)
+        count = (int32_t)c->max_msg;
+    lock(c, f, 0);
+    int rc = __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE)
+                 ? -EINVAL
+                 : gofer_host_getdents64(f->host_fd, count, seek0, out, cap, outlen);
+    unlock(c, f);
+    unuse(c, f);
+    if (rc < 0)
+        return answer_errno(out, outlen, -rc);
+    return MID_GETDENTS64;
+}
+
 int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
                       char *out, size_t cap, size_t *outlen)
 {
@@ -146,6 +178,8 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
         return pio(c, 1, req, n, out, cap, outlen);
     case MID_FSYNC:
         return fsync_all(c, req, n, out, outlen);
+    case MID_GETDENTS64:
+        return getdents(c, req, n, out, cap, outlen);
     default:
         return GOFER_FAST_DECLINED;
     }

@@ -2,9 +2,9 @@
  * GIL (the GIL-free fast path, fastpath.h) as well as by those that do.
  *
  * Each entry is the C face of one of the core's FD objects: what a GIL-free
- * handler needs (the host FD, the node lock, the access mode) and a count of
- * uses. The table owns one use; every request served without the GIL takes
- * one for its duration. Whoever drops the last use (the remover, or a
+ * handler needs (the host FD, the node's lock and deleted mark, the access
+ * mode) and a count of uses. The table owns one use; every request served
+ * without the GIL takes one for its duration. Whoever drops the last use (the remover, or a
  * request that was still running when the FDID was closed) releases the
  * FD object; until then its host FD stays open and its node lock valid.
  *
@@ -25,7 +25,9 @@ typedef struct gofer_fd {
     int host_fd;                    /* -1: served only with the GIL */
     uint8_t kind;                   /* GOFER_FD_* */
     uint8_t readable, writable;     /* open FDs: the access mode */
+    uint8_t is_dir;                 /* open FDs: of a directory */
     pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
+    const int *node_deleted;        /* and its mark, set once, with the GIL */
     void *owner;                    /* the core's FD object */
 } gofer_fd;
 

@@ -1,9 +1,17 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
 #include "hostcalls.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define DIRENT_BUF 8192 /* host records read per getdents64 */
 
 /* The kernel's struct statx begins with exactly LISAFS's Statx. */
 _Static_assert(sizeof(struct statx) >= sizeof(struct lisafs_statx), "struct statx");
@@ -37,4 +45,64 @@ int gofer_host_fsync(int fd)
         rc = fsync(fd);
     while (rc < 0 && errno == EINTR);
     return rc < 0 ? -errno : 0;
+}
+
+/* The kernel's linux_dirent64. */
+struct host_dirent {
+    uint64_t d_ino;
+    int64_t d_off;
+    uint16_t d_reclen;
+    uint8_t d_type;
+    char d_name[];
+};
+
+int gofer_host_getdents64(int fd, int32_t count, int seek0, char *out, size_t cap,
+                          size_t *outlen)
+{
+    char buf[DIRENT_BUF] __attribute__((aligned(8)));
+    int32_t consumed = 0;
+    uint16_t nents = 0;
+    size_t len = 2;
+    if (cap < 2)
+        return -EIO;
+    if (seek0 && lseek(fd, 0, SEEK_SET) < 0)
+        return -errno;
+    while (consumed < count && nents < 0xffff) {
+        size_t want = (size_t)(count - consumed) < DIRENT_BUF ? (size_t)(count - consumed)
+                                                               : DIRENT_BUF;
+        ssize_t n = getdents64(fd, buf, want);
+        if (n < 0) {
+            if (errno == EINVAL && nents > 0)
+                break; /* the buffer is too small for the next entry */
+            return -errno;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t pos = 0; pos < n;) {
+            const struct host_dirent *d = (const struct host_dirent *)(buf + pos);
+            pos += d->d_reclen;
+            size_t namelen = strlen(d->d_name);
+            if (d->d_name[0] == '.' && (namelen == 1 || (namelen == 2 && d->d_name[1] == '.')))
+                continue;
+            struct statx stx;
+            if (statx(fd, d->d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0, &stx) < 0)
+                continue;
+            consumed += d->d_reclen;
+            if (cap - len < 27 + namelen)
+                return -EIO;
+            char *p = out + len;
+            lisafs_st64(p, d->d_ino);
+            lisafs_st32(p + 8, stx.stx_dev_minor);
+            lisafs_st32(p + 12, stx.stx_dev_major);
+            lisafs_st64(p + 16, (uint64_t)d->d_off);
+            p[24] = (char)d->d_type;
+            lisafs_st16(p + 25, (uint16_t)namelen);
+            memcpy(p + 27, d->d_name, namelen);
+            len += 27 + namelen;
+            nents++;
+        }
+    }
+    lisafs_st16(out, nents);
+    *outlen = len;
+    return 0;
 }

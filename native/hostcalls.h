@@ -1,5 +1,5 @@
-/* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite
- * and FSync, shared by the backend (fsgofer/_host.pyx) and the GIL-free fast
+/* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
+ * FSync and Getdents64, shared by the backend (fsgofer/_host.pyx) and the GIL-free fast
  * path (fastpath.h), so both answer alike. None takes the GIL; each returns
  * its result or a negative errno, retrying EINTR. */
 #ifndef GOFER_HOSTCALLS_H
@@ -18,5 +18,14 @@ int gofer_host_fstat(int fd, struct lisafs_statx *out);
 /* pread, or pwrite when writing != 0. */
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing);
 int gofer_host_fsync(int fd);
+/* Getdents64's response payload (u16 count, then Dirents) for the open
+ * directory fd, into out[0, cap) with its length in *outlen: the entries of
+ * up to `count` bytes of the host's records, from the start if seek0. As
+ * gVisor's fsgofer: never "." or ".." (".." would tell the client of the
+ * directory above the mount), nor an entry whose statx fails (for its
+ * device); neither counts against `count`. -EIO if the response would not
+ * fit, as a handler's full Writer. */
+int gofer_host_getdents64(int fd, int32_t count, int seek0, char *out, size_t cap,
+                          size_t *outlen);
 
 #endif /* GOFER_HOSTCALLS_H */

@@ -1,5 +1,5 @@
-"""The stock backend's GIL-free path (issue 13): FStat, PRead, PWrite and
-FSync on a host FD are served from request to response without the GIL, so
+"""The stock backend's GIL-free path (issue 13): FStat, PRead, PWrite, FSync
+and Getdents64 on a host FD are served from request to response without the GIL, so
 a thread that holds the GIL (a Python extension, the logging of another
 connection) does not stop them, and channel threads serve in parallel.
 
@@ -32,20 +32,28 @@ CLIENT = textwrap.dedent("""
     fstat = struct.pack("<Q", ofd)
     pread = struct.pack("<QQI", 0, ofd, 4096)
     pwrite = struct.pack("<QQI", 0, ofd, 5) + b"hello"
+    fsync = struct.pack("<HQ", 1, ofd)
     done = {}
 
     def run(name, call):
         stamps = done[name] = []
+        # A directory FD of its own: another thread's read moves the offset.
+        dfd = dfds.pop()
+        getdents = struct.pack("<QiI", dfd, -65536, 0)      # from the start
         end = time.monotonic() + float(sys.argv[2])
         while time.monotonic() < end:
-            for mid, payload in ((w.FSTAT, fstat), (w.PREAD, pread), (w.PWRITE, pwrite)):
-                rmid, _, _ = call(mid, payload)
+            for mid, payload in ((w.FSTAT, fstat), (w.PREAD, pread), (w.PWRITE, pwrite),
+                                 (w.FSYNC, fsync), (w.GETDENTS64, getdents)):
+                rmid, resp, _ = call(mid, payload)
                 assert rmid == mid, (name, mid, rmid)
+                if mid == w.GETDENTS64:
+                    assert b"file.txt" in resp, resp
             stamps.append(time.monotonic())
 
     def over_socket(mid, payload):
         return c.raw(mid, payload, header=struct.pack("<IHH", len(payload), mid, 0))
 
+    dfds = [c.open_at(c.root.control_fd, os.O_RDONLY)[0] for _ in range(3)]
     threads = [threading.Thread(target=run, args=("channel%d" % i, ch.call))
                for i, ch in enumerate(channels)]
     threads.append(threading.Thread(target=run, args=("socket", over_socket)))

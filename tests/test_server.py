@@ -167,6 +167,20 @@ def test_getdents64(tree, connect):
     assert errno_of(c.getdents64, ffd, 100) == errno.ENOTDIR
 
 
+def test_a_removed_directory_lists_nothing_but_einval(tmp_path, connect):
+    # As gVisor: an FD of a directory the client removed answers EINVAL,
+    # not what the host still lets its FD read.
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").touch()
+    c = connect(tmp_path)
+    _, [d] = c.walk(c.root.control_fd, [b"d"])
+    fd, _ = c.open_at(d.control_fd, os.O_RDONLY)
+    assert [e.name for e in c.getdents64(fd, -4096)] == [b"f"]
+    os.unlink(tmp_path / "d" / "f")
+    c.call(w.UNLINK_AT, dir_fd=c.root.control_fd, flags=0x200, name=b"d")   # AT_REMOVEDIR
+    assert errno_of(c.getdents64, fd, -4096) == errno.EINVAL
+
+
 def test_fd_kinds_and_close(tree, connect):
     c = connect(tree)
     root = c.root.control_fd

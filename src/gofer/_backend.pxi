@@ -400,10 +400,11 @@ cdef class OpenFDImpl:
         return 0
 
     cdef int c_host_fd(self) noexcept:
-        """-1, or the host FD whose statx, pread, pwrite and fsync are exactly
-        this file's FStat, PRead, PWrite and FSync (the stock backend's): the
-        core then serves those itself, without the GIL (native/fastpath.h).
-        It must stay open until c_close."""
+        """-1, or the host FD whose statx, pread, pwrite, fsync and (for a
+        directory) getdents64 are exactly this file's FStat, PRead, PWrite,
+        FSync and Getdents64 (the stock backend's): the core then serves
+        those itself, without the GIL (native/fastpath.h). It must stay open
+        until c_close."""
         return -1
 
 

@@ -123,6 +123,7 @@ cdef class Connection:
         fd.id = fd.c.id = self.next_fdid
         fd.c.host_fd = host_fd
         fd.c.node_lock = &node.op_lock
+        fd.c.node_deleted = <const int*>&node.deleted     # a bint is a C int
         if gofer_fdtable_add(&self.fds, &fd.c):
             fd.refs = 1
             fd_decref(fd)
@@ -233,6 +234,7 @@ cdef class Connection:
         ofd.readable = ofd.c.readable = acc == O_RDONLY or acc == O_RDWR
         ofd.writable = ofd.c.writable = acc == O_WRONLY or acc == O_RDWR
         ofd.c.kind = GOFER_FD_OPEN
+        ofd.c.is_dir = cfd.is_dir()
         return self.add_fd(ofd, ofd.impl.c_host_fd(), cfd.node)
 
     cdef uint64_t add_bound_socket_fd(self, ControlFD cfd, impl) except 0:

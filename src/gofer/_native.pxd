@@ -48,8 +48,9 @@ cdef extern from "fdtable.h" nogil:
     ctypedef struct gofer_fd:
         uint64_t id
         int host_fd
-        uint8_t kind, readable, writable
+        uint8_t kind, readable, writable, is_dir
         pthread_rwlock_t* node_lock
+        const int* node_deleted
         void* owner
     ctypedef struct gofer_fdtable:
         pass

@@ -12,13 +12,12 @@ import errno as E
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.errno cimport errno, EINTR
 from libc.stdint cimport uint16_t, uint32_t, uint64_t, int32_t, int64_t
-from libc.string cimport memcpy, strlen
 from posix.unistd cimport close, dup
 
 import socket
 
 from gofer.lisafs cimport (BoundSocketFDImpl, ConnectionImpl, ControlFDImpl, OpenFDImpl, Statx,
-                          Writer, lisafs_st16, lisafs_statx, w_dirent, w_u16)
+                          Writer, lisafs_statx)
 from gofer._wire import StatFS
 from gofer import _wire
 
@@ -28,22 +27,10 @@ cdef extern from "<fcntl.h>" nogil:
     int O_CREAT, O_EXCL, O_WRONLY
     int fcntl(int, int, ...)
     int F_GETFL, F_SETFL
-    int AT_SYMLINK_NOFOLLOW, AT_STATX_DONT_SYNC
+    int AT_SYMLINK_NOFOLLOW
 
 cdef extern from "<sys/stat.h>" nogil:
-    struct statx:
-        pass
-    int c_statx "statx"(int, const char*, int, unsigned, statx*)
-    unsigned STATX_BASIC_STATS, STATX_BTIME
     int S_IFMT, S_IFREG, S_IFDIR, S_IFLNK, S_IFSOCK, S_IFIFO, S_IFCHR
-    unsigned gnu_dev_major(unsigned long long)
-    unsigned gnu_dev_minor(unsigned long long)
-
-cdef extern from "<unistd.h>" nogil:
-    long lseek(int, long, int)
-
-cdef extern from "<dirent.h>" nogil:
-    ssize_t getdents64(int, void*, size_t)
 
 cdef extern from "<time.h>" nogil:
     struct timespec:
@@ -83,27 +70,11 @@ cdef extern from "hostcalls.h" nogil:
     int gofer_host_fstat(int fd, lisafs_statx* out)
     Py_ssize_t gofer_host_pio(int fd, char* buf, size_t count, int64_t offset, int writing)
     int gofer_host_fsync(int fd)
-
-cdef extern from *:
-    """
-    struct gofer_dirent64 {
-        unsigned long long d_ino;
-        long long d_off;
-        unsigned short d_reclen;
-        unsigned char d_type;
-        char d_name[];
-    };
-    """
-    struct gofer_dirent64:
-        unsigned long long d_ino
-        long long d_off
-        unsigned short d_reclen
-        unsigned char d_type
-        char d_name[1]
+    int gofer_host_getdents64(int fd, int32_t count, int seek0, char* out, size_t cap,
+                              size_t* outlen)
 
 cdef enum:
     UTIME_OMIT = (1 << 30) - 2
-    DIRENT_BUF = 8192
 
 # Files are reopened through this process's FD directory: openat(dir, "N").
 # Opened at import, while /proc is reachable; `use_fd_directory` replaces it
@@ -545,50 +516,15 @@ cdef class HostOpenFD(OpenFDImpl):
         return positional_io(self.fd, <char*>buf, count, offset, True)
 
     cdef int c_getdents64(self, Writer* w, int32_t count, bint seek0) except -1:
-        cdef char buf[DIRENT_BUF]
-        cdef char stx[256]
-        cdef Py_ssize_t n, pos, hdr = w.len, want
-        cdef int32_t consumed = 0
-        cdef uint16_t nents = 0, namelen
-        cdef gofer_dirent64* d
-        cdef uint32_t* devs
-        cdef int rc = 0
-        if seek0:
-            with nogil:
-                rc = lseek(self.fd, 0, 0)
-            check(rc)
-        w_u16(w, 0)
-        while consumed < count and nents < 0xffff:
-            want = min(<Py_ssize_t>DIRENT_BUF, <Py_ssize_t>(count - consumed))
-            with nogil:
-                n = getdents64(self.fd, buf, want)
-            if n < 0:
-                if errno == E.EINVAL and nents > 0:
-                    break           # buffer too small for the next entry
-                raise_errno(errno)
-            if n == 0:
-                break
-            pos = 0
-            while pos < n:
-                d = <gofer_dirent64*>(buf + pos)
-                pos += d.d_reclen
-                namelen = <uint16_t>strlen(d.d_name)
-                # Like gVisor's fsgofer: never "." or ".." (".." would tell the
-                # client about the directory above the mount), and no entry
-                # whose device cannot be read; neither counts against `count`.
-                if d.d_name[0] == b'.' and (namelen == 1 or (namelen == 2 and d.d_name[1] == b'.')):
-                    continue
-                with nogil:
-                    rc = c_statx(self.fd, d.d_name, AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, 0,
-                                 <statx*>stx)
-                if rc < 0:
-                    continue
-                consumed += d.d_reclen
-                devs = <uint32_t*>(stx + 136)        # stx_dev_major, stx_dev_minor
-                w_dirent(w, d.d_ino, devs[1], devs[0], <uint64_t>d.d_off, d.d_type,
-                         d.d_name, namelen)
-                nents += 1
-        lisafs_st16(w.buf + hdr, nents)
+        # The server's Writer is fixed-size: what does not fit is EIO.
+        cdef size_t n
+        cdef int rc
+        with nogil:
+            rc = gofer_host_getdents64(self.fd, count, seek0, w.buf + w.len,
+                                       <size_t>(w.cap - w.len), &n)
+        if rc < 0:
+            raise_errno(-rc)
+        w.len += n
         return 0
 
     cdef int c_close(self) except -1:
@@ -599,8 +535,9 @@ cdef class HostOpenFD(OpenFDImpl):
         return 0
 
     cdef int c_host_fd(self) noexcept:
-        # The core serves FStat, PRead, PWrite and FSync itself, unless a
-        # subclass may answer otherwise (a Python override would be bypassed).
+        # The core serves FStat, PRead, PWrite, FSync and Getdents64 itself,
+        # unless a subclass may answer otherwise (a Python override would be
+        # bypassed).
         return self.fd if type(self) is HostOpenFD else -1
 
     def sync(self):
