@@ -6,7 +6,7 @@
 #include "hostcalls.h"
 #include "lisafs_wire.h"
 
-enum { MID_FSTAT = 3, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
+enum { MID_FSTAT = 3, MID_CLOSE = 9, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
 
 static void unuse(const gofer_fast *c, gofer_fd *f)
 {
@@ -135,6 +135,35 @@ static int fsync_all(const gofer_fast *c, const char *req, size_t n, char *out, 
     return MID_FSYNC;
 }
 
+/* Close: a u16 count of FDIDs; served here if every open one has a host FD.
+ * An FD whose last use this drops is queued for release, which takes the
+ * GIL. */
+static int close_fds(const gofer_fast *c, const char *req, size_t n, size_t *outlen)
+{
+    if (n < 2)
+        return GOFER_FAST_DECLINED;
+    uint16_t count = lisafs_ld16(req);
+    if (n - 2 < 8 * (size_t)count ||
+        gofer_fdtable_ndeferred(c->fds) + count > GOFER_FAST_MAX_DEFERRED)
+        return GOFER_FAST_DECLINED;
+    for (uint16_t i = 0; i < count; i++) {
+        gofer_fd *f = gofer_fdtable_use(c->fds, lisafs_ld64(req + 2 + 8 * (size_t)i));
+        if (f == NULL)
+            continue; /* not open: nothing to do, as on the GIL path */
+        int host = f->host_fd >= 0;
+        unuse(c, f);
+        if (!host)
+            return GOFER_FAST_DECLINED;
+    }
+    for (uint16_t i = 0; i < count; i++) {
+        gofer_fd *f = gofer_fdtable_remove(c->fds, lisafs_ld64(req + 2 + 8 * (size_t)i));
+        if (f != NULL && gofer_fd_unuse(f))
+            gofer_fdtable_defer(c->fds, f);
+    }
+    *outlen = 0;
+    return MID_CLOSE;
+}
+
 /* Getdents64: directory FDID u64, count i32 (negative: from the start). */
 static int getdents(const gofer_fast *c, const char *req, size_t n, char *out, size_t cap,
                     size_t *outlen)
@@ -178,6 +207,8 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
         return pio(c, 1, req, n, out, cap, outlen);
     case MID_FSYNC:
         return fsync_all(c, req, n, out, outlen);
+    case MID_CLOSE:
+        return close_fds(c, req, n, outlen);
     case MID_GETDENTS64:
         return getdents(c, req, n, out, cap, outlen);
     default:

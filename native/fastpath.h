@@ -1,7 +1,7 @@
 /* fastpath: the RPCs a connection serves from request to response without
  * the GIL, on FDs whose backend declared a host FD for them (the stock
- * backend; see ControlFDImpl.c_host_fd): FStat, PRead, PWrite, FSync and
- * Getdents64.
+ * backend; see ControlFDImpl.c_host_fd): FStat, PRead, PWrite, FSync,
+ * Getdents64 and Close.
  *
  * It serves only the ordinary case and declines everything else (an FDID
  * not in the table, an FD of another backend or kind, a short request, an
@@ -20,6 +20,10 @@
 #include "fdtable.h"
 
 #define GOFER_FAST_DECLINED (-1)
+/* FDs a Close may leave queued for release (fdtable.h) per connection: the
+ * next request that holds the GIL releases them first; past this, Close
+ * is declined and so released at once. */
+#define GOFER_FAST_MAX_DEFERRED 128
 
 typedef struct gofer_fast {
     gofer_fdtable *fds;

@@ -26,6 +26,8 @@ int gofer_fdtable_init(gofer_fdtable *t)
     t->slot = NULL;
     t->cap = 0;
     t->n = 0;
+    t->deferred = NULL;
+    t->ndeferred = 0;
     return -pthread_mutex_init(&t->mu, NULL);
 }
 
@@ -142,4 +144,31 @@ gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap)
     t->cap = t->n = 0;
     pthread_mutex_unlock(&t->mu);
     return slot;
+}
+
+void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f)
+{
+    pthread_mutex_lock(&t->mu);
+    f->next_deferred = t->deferred;
+    t->deferred = f;
+    t->ndeferred++;
+    pthread_mutex_unlock(&t->mu);
+}
+
+size_t gofer_fdtable_ndeferred(gofer_fdtable *t)
+{
+    pthread_mutex_lock(&t->mu);
+    size_t n = t->ndeferred;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
+gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t)
+{
+    pthread_mutex_lock(&t->mu);
+    gofer_fd *list = t->deferred;
+    t->deferred = NULL;
+    t->ndeferred = 0;
+    pthread_mutex_unlock(&t->mu);
+    return list;
 }

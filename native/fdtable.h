@@ -7,6 +7,8 @@
  * without the GIL takes one for its duration. Whoever drops the last use (the remover, or a
  * request that was still running when the FDID was closed) releases the
  * FD object; until then its host FD stays open and its node lock valid.
+ * Releasing takes the GIL: a thread without it may instead queue the entry
+ * for the next thread that has it (gofer_fdtable_defer).
  *
  * All functions return 0 or a negative errno where they can fail. */
 #ifndef GOFER_FDTABLE_H
@@ -29,6 +31,7 @@ typedef struct gofer_fd {
     pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
     const int *node_deleted;        /* and its mark, set once, with the GIL */
     void *owner;                    /* the core's FD object */
+    struct gofer_fd *next_deferred; /* in the table's list of FDs to release */
 } gofer_fd;
 
 typedef struct gofer_fdtable {
@@ -36,6 +39,8 @@ typedef struct gofer_fdtable {
     gofer_fd **slot;                /* open addressing, linear probing */
     size_t cap;                     /* 0 or a power of two */
     size_t n;
+    gofer_fd *deferred;             /* last use dropped without the GIL */
+    size_t ndeferred;
 } gofer_fdtable;
 
 int gofer_fdtable_init(gofer_fdtable *t);
@@ -57,6 +62,13 @@ gofer_fd *gofer_fdtable_remove(gofer_fdtable *t, uint64_t id);
  * an entry) with its length in *cap; the caller drops the table's use of
  * each non-NULL slot, then frees the array. */
 gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap);
+
+/* Queues f, whose last use a thread without the GIL dropped, for release by
+ * one that holds it (gofer_fdtable_take_deferred). */
+void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f);
+size_t gofer_fdtable_ndeferred(gofer_fdtable *t);
+/* Takes the queue: a list linked by next_deferred, or NULL. */
+gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t);
 
 /* Drops one use; 1 if it was the last (the caller releases the FD). */
 static inline int gofer_fd_unuse(gofer_fd *f)

@@ -1,5 +1,5 @@
-"""The stock backend's GIL-free path (issue 13): FStat, PRead, PWrite, FSync
-and Getdents64 on a host FD are served from request to response without the GIL, so
+"""The stock backend's GIL-free path (issue 13): FStat, PRead, PWrite, FSync,
+Getdents64 and Close on a host FD are served from request to response without the GIL, so
 a thread that holds the GIL (a Python extension, the logging of another
 connection) does not stop them, and channel threads serve in parallel.
 
@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 
+from gofer import _wire as w
 from gofer._server import ConnectionOpts
 from gofer.fsgofer import HostConnection
 
@@ -105,3 +106,30 @@ def test_channels_and_socket_are_served_while_another_thread_holds_the_gil(servi
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in done.items()}
     assert all(n >= 10 for n in inside.values()), inside
     assert (tree / "file.txt").read_bytes().startswith(b"hello")
+
+
+def open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_gil_free_close_leaves_a_bounded_number_of_fds_to_release(tmp_path, connect):
+    """Close is served without the GIL; releasing an FD needs it, so an FD
+    whose last use a Close drops waits for the connection's next request
+    that takes the GIL (or its end). At most 128 wait: a Close that would
+    leave more is answered on the GIL path, which releases them all."""
+    for i in range(300):
+        (tmp_path / ("f%d" % i)).touch()
+    c = connect(tmp_path)
+    root = c.root.control_fd
+    base = open_fds()
+    ids = [c.walk(root, [b"f%d" % i])[1][0].control_fd for i in range(300)]
+    assert open_fds() == base + 300
+    c.close_fds(*ids[:100])
+    assert c.fstat(root).mask                       # GIL-free too: releases nothing
+    assert open_fds() == base + 300
+    c.close_fds(*ids[100:200])                      # 100 + 100 would wait
+    assert open_fds() == base + 100
+    c.close_fds(*ids[200:])
+    assert open_fds() == base + 100
+    c.call(w.FSTATFS, fd=root)                      # on the GIL path
+    assert open_fds() == base

@@ -385,7 +385,9 @@ def test_close_while_a_gil_free_read_is_held(tmp_path, stall_shim):
     # A PRead served without the GIL (over a channel) is held in pread()
     # while the client closes that FD over its socket: Close is answered,
     # the read still reads the file it started on, and the host FD is
-    # closed by whichever of the two finishes last.
+    # closed by whichever of the two finishes last: the read, for the open
+    # FD; for the control FD, whose last use the GIL-free Close dropped,
+    # the next request that takes the GIL.
     stalls = tmp_path / "stalls"
     stalls.mkdir()
     g = Gofer(tmp_path, env={"LD_PRELOAD": str(stall_shim), "GOFER_STALL_DIR": str(stalls)})
@@ -416,7 +418,9 @@ def test_close_while_a_gil_free_read_is_held(tmp_path, stall_shim):
         (stalls / "release").touch()
         wait_until(read.done.is_set, "the held pread returns")
         assert read.error is None and read.result == b"hello", read.error
-        wait_until(lambda: opens_of_the_file() == 0, "the read's FDs are closed")
+        wait_until(lambda: opens_of_the_file() == 1, "the read's open FD is closed")
+        c.walk_stat(c.root.control_fd, [b"absent"])     # on the GIL path
+        assert opens_of_the_file() == 0
         c.close()
         g.back_to_baseline()
     finally:

@@ -115,6 +115,37 @@ static int test_uses_race_removal(void)
     return 1;
 }
 
+/* Entries queued by threads without the GIL come back once each, whatever
+ * the interleaving of queuers. */
+static void *deferrer(void *arg)
+{
+    int k = (int)(uintptr_t)arg;
+    for (int i = k; i < N; i += 3)
+        gofer_fdtable_defer(&shared, &fds[i]);
+    return NULL;
+}
+
+static int test_deferred(void)
+{
+    pthread_t th[3];
+    CHECK(gofer_fdtable_init(&shared) == 0);
+    CHECK(gofer_fdtable_take_deferred(&shared) == NULL);
+    for (int k = 0; k < 3; k++)
+        pthread_create(&th[k], NULL, deferrer, (void *)(uintptr_t)k);
+    for (int k = 0; k < 3; k++)
+        pthread_join(th[k], NULL);
+    CHECK(gofer_fdtable_ndeferred(&shared) == N);
+    for (int i = 0; i < N; i++)
+        atomic_store(&released[i], 0);
+    for (gofer_fd *f = gofer_fdtable_take_deferred(&shared); f != NULL; f = f->next_deferred)
+        atomic_fetch_add(&released[f - fds], 1);
+    for (int i = 0; i < N; i++)
+        CHECK(atomic_load(&released[i]) == 1);
+    CHECK(gofer_fdtable_ndeferred(&shared) == 0 && gofer_fdtable_take_deferred(&shared) == NULL);
+    gofer_fdtable_destroy(&shared);
+    return 1;
+}
+
 static void run(const char *name, int (*fn)(void))
 {
     if (fn()) {
@@ -129,6 +160,7 @@ int main(void)
 {
     run("model", test_model);
     run("uses_race_removal", test_uses_race_removal);
+    run("deferred", test_deferred);
     printf("fdtable: %d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

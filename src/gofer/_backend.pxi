@@ -280,7 +280,8 @@ cdef class ControlFDImpl:
     cdef int c_host_fd(self) noexcept:
         """-1, or the host FD whose statx is exactly this file's FStat (the
         stock backend's): the core then serves FStat itself, without the GIL
-        (native/fastpath.h). It must stay open until c_close."""
+        (native/fastpath.h), and Close too, calling c_close a little later.
+        It must stay open until c_close."""
         return -1
 
 
@@ -403,8 +404,8 @@ cdef class OpenFDImpl:
         """-1, or the host FD whose statx, pread, pwrite, fsync and (for a
         directory) getdents64 are exactly this file's FStat, PRead, PWrite,
         FSync and Getdents64 (the stock backend's): the core then serves
-        those itself, without the GIL (native/fastpath.h). It must stay open
-        until c_close."""
+        those itself, without the GIL (native/fastpath.h), and Close too,
+        calling c_close a little later. It must stay open until c_close."""
         return -1
 
 

@@ -164,6 +164,15 @@ cdef class Connection:
         hold(o, <FD>fd)
         return <FD>fd
 
+    cdef void release_deferred(self) noexcept:
+        """Releases the FDs whose last use a GIL-free Close dropped."""
+        cdef gofer_fd* c = gofer_fdtable_take_deferred(&self.fds)
+        cdef gofer_fd* rest
+        while c != NULL:
+            rest = c.next_deferred      # read first: the release may free c
+            fd_release(c)
+            c = rest
+
     def close_all(self):
         """Releases every FD of this connection (at teardown)."""
         cdef size_t cap, i
@@ -172,6 +181,7 @@ cdef class Connection:
             if slot[i] != NULL and gofer_fd_unuse(slot[i]):
                 fd_release(slot[i])
         free(slot)
+        self.release_deferred()
 
     @property
     def fd_count(self):
@@ -185,6 +195,7 @@ cdef class Connection:
         cdef Reader r
         cdef int err, i
         cdef uint64_t start = gofer_now_ns() if self.trace else 0
+        self.release_deferred()
         r.buf = req
         r.len = n
         r.pos = 0

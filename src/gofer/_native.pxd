@@ -52,6 +52,7 @@ cdef extern from "fdtable.h" nogil:
         pthread_rwlock_t* node_lock
         const int* node_deleted
         void* owner
+        gofer_fd* next_deferred
     ctypedef struct gofer_fdtable:
         pass
     int gofer_fdtable_init(gofer_fdtable* t)
@@ -62,6 +63,7 @@ cdef extern from "fdtable.h" nogil:
     gofer_fd* gofer_fdtable_remove(gofer_fdtable* t, uint64_t id)
     gofer_fd** gofer_fdtable_take_all(gofer_fdtable* t, size_t* cap)
     bint gofer_fd_unuse(gofer_fd* f)
+    gofer_fd* gofer_fdtable_take_deferred(gofer_fdtable* t)
 
 cdef extern from "fastpath.h" nogil:
     enum:
