@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "hostcalls.h"
 #include "lisafs_wire.h"
 
-enum { MID_FSTAT = 3, MID_CLOSE = 9, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
+enum { MID_FSTAT = 3, MID_WALK_STAT = 6, MID_CLOSE = 9, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
 
 static void unuse(const gofer_fast *c, gofer_fd *f)
 {
@@ -50,7 +52,7 @@ static int answer_errno(char *out, size_t *outlen, int err)
     return 0;
 }
 
-static int fstat(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen)
+static int fstat_fd(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen)
 {
     if (n < 8)
         return GOFER_FAST_DECLINED;
@@ -135,6 +137,100 @@ static int fsync_all(const gofer_fast *c, const char *req, size_t n, char *out, 
     return MID_FSYNC;
 }
 
+/* A name the walk may take: one component, as the handlers' check_safe_name,
+ * and short enough for a host name (a longer one is the GIL path's). */
+static int walkable(const char *p, uint16_t n)
+{
+    if (n == 0 || n > 255 || memchr(p, '/', n) != NULL || memchr(p, 0, n) != NULL)
+        return 0;
+    return !(p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')));
+}
+
+/* WalkStat: directory FDID u64, then a StringArray (u16 count, SizedStrings);
+ * a path of [""] asks for the stat of the FD itself. The stats of the
+ * start ("" first) and of each component walked, up to one that does not
+ * exist, a symlink or a non-directory's child. As gVisor's handler for a
+ * backend that walks the host itself (WalkStatSupported), and unlike ours,
+ * which locks each node it passes, the start's node lock is held
+ * throughout: the walk below it is the host's, which creates no node and
+ * no FD. */
+static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, size_t cap,
+                     size_t *outlen)
+{
+    if (n < 10)
+        return GOFER_FAST_DECLINED;
+    uint16_t count = lisafs_ld16(req + 8);
+    size_t need = 2 + (size_t)count * sizeof(struct lisafs_statx);
+    if (need > c->max_msg || need > cap)
+        return GOFER_FAST_DECLINED;
+    size_t pos = 10;
+    for (uint16_t i = 0; i < count; i++) {
+        if (n - pos < 2)
+            return GOFER_FAST_DECLINED;
+        uint16_t len = lisafs_ld16(req + pos);
+        if (n - pos - 2 < len || !((i == 0 && len == 0) || walkable(req + pos + 2, len)))
+            return GOFER_FAST_DECLINED;
+        pos += 2 + (size_t)len;
+    }
+    int self_first = count > 0 && lisafs_ld16(req + 10) == 0;
+    gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    if (!f->is_dir && !(count == 1 && self_first)) {
+        unuse(c, f);
+        return GOFER_FAST_DECLINED;                 /* ENOTDIR, from the GIL path */
+    }
+    lock(c, f, 0);
+    int deleted = __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE);
+    int cur = f->host_fd, owned = -1, is_dir = f->is_dir, rc = 0;
+    size_t len = 2;
+    uint16_t nstats = 0;
+    pos = 10;
+    for (uint16_t i = 0; i < count; i++) {
+        uint16_t l = lisafs_ld16(req + pos);
+        const char *name = req + pos + 2;
+        pos += 2 + (size_t)l;
+        struct lisafs_statx st;
+        if (i == 0 && l == 0) {
+            rc = gofer_host_fstat(cur, &st);
+        } else {
+            /* Below the start nothing is deleted: a removed node leaves the tree. */
+            if (!is_dir || (owned < 0 && deleted))
+                break;
+            char cname[256];
+            memcpy(cname, name, l);
+            cname[l] = 0;
+            int fd = gofer_host_walk(cur, cname, &st);
+            if (fd == -ENOENT)
+                break;
+            if (fd < 0) {
+                rc = fd;
+                break;
+            }
+            if (owned >= 0)
+                close(owned);
+            owned = cur = fd;
+            is_dir = S_ISDIR(st.mode);
+        }
+        if (rc < 0)
+            break;
+        memcpy(out + len, &st, sizeof(st));
+        len += sizeof(st);
+        nstats++;
+        if (S_ISLNK(st.mode) && !(i == 0 && l == 0))
+            break;
+    }
+    if (owned >= 0)
+        close(owned);
+    unlock(c, f);
+    unuse(c, f);
+    if (rc < 0)
+        return answer_errno(out, outlen, -rc);
+    lisafs_st16(out, nstats);
+    *outlen = len;
+    return MID_WALK_STAT;
+}
+
 /* Close: a u16 count of FDIDs; served here if every open one has a host FD.
  * An FD whose last use this drops is queued for release, which takes the
  * GIL. */
@@ -200,13 +296,15 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
 {
     switch (mid) {
     case MID_FSTAT:
-        return fstat(c, req, n, out, outlen);
+        return fstat_fd(c, req, n, out, outlen);
     case MID_PREAD:
         return pio(c, 0, req, n, out, cap, outlen);
     case MID_PWRITE:
         return pio(c, 1, req, n, out, cap, outlen);
     case MID_FSYNC:
         return fsync_all(c, req, n, out, outlen);
+    case MID_WALK_STAT:
+        return walk_stat(c, req, n, out, cap, outlen);
     case MID_CLOSE:
         return close_fds(c, req, n, outlen);
     case MID_GETDENTS64:

@@ -1,7 +1,7 @@
 /* fastpath: the RPCs a connection serves from request to response without
  * the GIL, on FDs whose backend declared a host FD for them (the stock
- * backend; see ControlFDImpl.c_host_fd): FStat, PRead, PWrite, FSync,
- * Getdents64 and Close.
+ * backend; see ControlFDImpl.c_host_fd): FStat, WalkStat, PRead, PWrite,
+ * FSync, Getdents64 and Close.
  *
  * It serves only the ordinary case and declines everything else (an FDID
  * not in the table, an FD of another backend or kind, a short request, an

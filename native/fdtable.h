@@ -27,7 +27,7 @@ typedef struct gofer_fd {
     int host_fd;                    /* -1: served only with the GIL */
     uint8_t kind;                   /* GOFER_FD_* */
     uint8_t readable, writable;     /* open FDs: the access mode */
-    uint8_t is_dir;                 /* open FDs: of a directory */
+    uint8_t is_dir;                 /* of a directory */
     pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
     const int *node_deleted;        /* and its mark, set once, with the GIL */
     void *owner;                    /* the core's FD object */

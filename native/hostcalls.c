@@ -29,6 +29,32 @@ int gofer_host_fstat(int fd, struct lisafs_statx *out)
     return 0;
 }
 
+int gofer_host_control_stat(int fd, struct lisafs_statx *out)
+{
+    int rc = gofer_host_fstat(fd, out);
+    if (rc < 0)
+        return rc;
+    switch (out->mode & S_IFMT) {
+    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFSOCK: case S_IFIFO: case S_IFCHR:
+        return 0;
+    default:
+        return -EPERM;
+    }
+}
+
+int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out)
+{
+    int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = gofer_host_control_stat(fd, out);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing)
 {
     ssize_t n;

@@ -1,5 +1,5 @@
 /* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
- * FSync and Getdents64, shared by the backend (fsgofer/_host.pyx) and the GIL-free fast
+ * FSync, Getdents64 and each step of a walk, shared by the backend (fsgofer/_host.pyx) and the GIL-free fast
  * path (fastpath.h), so both answer alike. None takes the GIL; each returns
  * its result or a negative errno, retrying EINTR. */
 #ifndef GOFER_HOSTCALLS_H
@@ -15,6 +15,14 @@
  * basic stats and btime, without the attribute words (gVisor's fsgofer sends
  * neither). */
 int gofer_host_fstat(int fd, struct lisafs_statx *out);
+/* gofer_host_fstat of a file the stock backend is to serve: -EPERM for a
+ * type it does not (a block device, anything but a regular file, directory,
+ * symlink, socket, FIFO or character device). */
+int gofer_host_control_stat(int fd, struct lisafs_statx *out);
+/* One step of a walk: an O_PATH FD of `name` (one component, not followed)
+ * in the directory dirfd, with gofer_host_control_stat's stats in *out; or
+ * -ENOENT if there is none, or another negative errno. */
+int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out);
 /* pread, or pwrite when writing != 0. */
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing);
 int gofer_host_fsync(int fd);

@@ -1,5 +1,5 @@
-"""The stock backend's GIL-free path (issue 13): FStat, PRead, PWrite, FSync,
-Getdents64 and Close on a host FD are served from request to response without the GIL, so
+"""The stock backend's GIL-free path (issue 13): FStat, WalkStat, PRead,
+PWrite, FSync, Getdents64 and Close on a host FD are served from request to response without the GIL, so
 a thread that holds the GIL (a Python extension, the logging of another
 connection) does not stop them, and channel threads serve in parallel.
 
@@ -34,6 +34,7 @@ CLIENT = textwrap.dedent("""
     pread = struct.pack("<QQI", 0, ofd, 4096)
     pwrite = struct.pack("<QQI", 0, ofd, 5) + b"hello"
     fsync = struct.pack("<HQ", 1, ofd)
+    walkstat = struct.pack("<QHH", c.root.control_fd, 1, 8) + b"file.txt"
     done = {}
 
     def run(name, call):
@@ -43,12 +44,15 @@ CLIENT = textwrap.dedent("""
         getdents = struct.pack("<QiI", dfd, -65536, 0)      # from the start
         end = time.monotonic() + float(sys.argv[2])
         while time.monotonic() < end:
-            for mid, payload in ((w.FSTAT, fstat), (w.PREAD, pread), (w.PWRITE, pwrite),
-                                 (w.FSYNC, fsync), (w.GETDENTS64, getdents)):
+            for mid, payload in ((w.FSTAT, fstat), (w.WALK_STAT, walkstat), (w.PREAD, pread),
+                                 (w.PWRITE, pwrite), (w.FSYNC, fsync),
+                                 (w.GETDENTS64, getdents)):
                 rmid, resp, _ = call(mid, payload)
                 assert rmid == mid, (name, mid, rmid)
                 if mid == w.GETDENTS64:
                     assert b"file.txt" in resp, resp
+                if mid == w.WALK_STAT:
+                    assert resp[:2] == b"\\x01\\x00", resp
             stamps.append(time.monotonic())
 
     def over_socket(mid, payload):

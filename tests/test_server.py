@@ -88,6 +88,19 @@ def test_walk_stat(tree, connect):
     assert errno_of(c.walk_stat, c.root.control_fd, [b".."]) == errno.EINVAL
 
 
+def test_walk_stat_from_a_removed_directory_does_not_reach_its_successor(tmp_path, connect):
+    # The walk goes from the FD's directory, never by its path: a directory
+    # made since under the same name is another one.
+    (tmp_path / "d").mkdir()
+    c = connect(tmp_path)
+    _, [d] = c.walk(c.root.control_fd, [b"d"])
+    c.call(w.UNLINK_AT, dir_fd=c.root.control_fd, flags=0x200, name=b"d")   # AT_REMOVEDIR
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x").touch()
+    assert c.walk_stat(d.control_fd, [b"x"]) == []
+    assert len(c.walk_stat(d.control_fd, [b"", b"x"])) == 1
+
+
 def test_open_read_write(tree, connect):
     c = connect(tree)
     _, [f] = c.walk(c.root.control_fd, [b"file.txt"])

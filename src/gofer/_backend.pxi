@@ -278,10 +278,12 @@ cdef class ControlFDImpl:
         return 0
 
     cdef int c_host_fd(self) noexcept:
-        """-1, or the host FD whose statx is exactly this file's FStat (the
-        stock backend's): the core then serves FStat itself, without the GIL
-        (native/fastpath.h), and Close too, calling c_close a little later.
-        It must stay open until c_close."""
+        """-1, or the host FD whose statx is exactly this file's FStat and,
+        for a directory, whose host tree below (walked with openat O_PATH,
+        not following symlinks) is exactly what c_walk finds (the stock
+        backend's): the core then serves FStat and WalkStat itself, without
+        the GIL (native/fastpath.h), and Close too, calling c_close a little
+        later. It must stay open until c_close."""
         return -1
 
 

@@ -140,6 +140,7 @@ cdef class Connection:
         fd.impl = impl
         fd.ftype = mode & S_IFMT
         fd.c.kind = GOFER_FD_CONTROL
+        fd.c.is_dir = fd.is_dir()
         self.add_fd(fd, impl.c_host_fd(), node)
         return fd
 

@@ -68,6 +68,8 @@ cdef extern from "<sys/socket.h>" nogil:
 cdef extern from "hostcalls.h" nogil:
     # Shared with the core's GIL-free fast path, so both answer alike.
     int gofer_host_fstat(int fd, lisafs_statx* out)
+    int gofer_host_control_stat(int fd, lisafs_statx* out)
+    int gofer_host_walk(int dirfd, const char* name, lisafs_statx* out)
     Py_ssize_t gofer_host_pio(int fd, char* buf, size_t count, int64_t offset, int writing)
     int gofer_host_fsync(int fd)
     int gofer_host_getdents64(int fd, int32_t count, int seek0, char* out, size_t cap,
@@ -135,12 +137,6 @@ cdef inline int fstatx(int fd, lisafs_statx* out) except -1:
     return 0
 
 
-cdef inline bint supported_type(uint16_t mode) noexcept:
-    cdef int t = mode & S_IFMT
-    return t == S_IFREG or t == S_IFDIR or t == S_IFLNK or t == S_IFSOCK or \
-        t == S_IFIFO or t == S_IFCHR
-
-
 cdef inline int as_int(uint32_t v) noexcept nogil:
     """A u32 flags word as the C int the syscall takes, bit for bit, as
     gVisor's int(flags) reaches the kernel: the kernel then refuses unknown
@@ -163,14 +159,16 @@ cdef inline void check(int rc) except *:
 
 cdef HostControlFD new_control(HostConnection conn, int fd, lisafs_statx* st):
     """Wraps a fresh O_PATH host FD; closes it if the file cannot be served."""
-    try:
-        fstatx(fd, st)
-    except BaseException:
+    cdef int rc
+    with nogil:
+        rc = gofer_host_control_stat(fd, st)
+    if rc < 0:
         close(fd)
-        raise
-    if not supported_type(st.mode):
-        close(fd)
-        raise_errno(E.EPERM)
+        raise_errno(-rc)
+    return wrap_control(conn, fd, st)
+
+
+cdef HostControlFD wrap_control(HostConnection conn, int fd, lisafs_statx* st):
     cdef HostControlFD c = HostControlFD.__new__(HostControlFD)
     c.fd = fd
     c.ftype = st.mode & S_IFMT
@@ -215,13 +213,14 @@ cdef class HostControlFD(ControlFDImpl):
     cdef object c_walk(self, bytes name, lisafs_statx* out):
         cdef const char* c_name = PyBytes_AS_STRING(name)
         cdef int fd
+        # The same step as the core's GIL-free WalkStat (native/hostcalls.h).
         with nogil:
-            fd = openat(self.fd, c_name, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+            fd = gofer_host_walk(self.fd, c_name, out)
+        if fd == -E.ENOENT:
+            return None
         if fd < 0:
-            if errno == E.ENOENT:
-                return None
-            raise_errno(errno)
-        return new_control(self.conn, fd, out)
+            raise_errno(-fd)
+        return wrap_control(self.conn, fd, out)
 
     cdef object c_open(self, uint32_t flags, int* host_fd):
         host_fd[0] = -1
