@@ -200,17 +200,21 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
             char cname[256];
             memcpy(cname, name, l);
             cname[l] = 0;
-            int fd = gofer_host_walk(cur, cname, &st);
-            if (fd == -ENOENT)
+            /* The last step needs the stats only, no FD to walk on from. */
+            int got = i + 1 == count ? gofer_host_stat_child(cur, cname, &st)
+                                     : gofer_host_walk(cur, cname, &st);
+            if (got == -ENOENT)
                 break;
-            if (fd < 0) {
-                rc = fd;
+            if (got < 0) {
+                rc = got;
                 break;
             }
-            if (owned >= 0)
-                close(owned);
-            owned = cur = fd;
-            is_dir = S_ISDIR(st.mode);
+            if (i + 1 < count) {
+                if (owned >= 0)
+                    close(owned);
+                owned = cur = got;
+                is_dir = S_ISDIR(st.mode);
+            }
         }
         if (rc < 0)
             break;

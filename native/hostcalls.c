@@ -16,10 +16,10 @@
 /* The kernel's struct statx begins with exactly LISAFS's Statx. */
 _Static_assert(sizeof(struct statx) >= sizeof(struct lisafs_statx), "struct statx");
 
-int gofer_host_fstat(int fd, struct lisafs_statx *out)
+static int stat_at(int dirfd, const char *name, int flags, struct lisafs_statx *out)
 {
     struct statx stx;
-    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME,
+    if (statx(dirfd, name, flags | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME,
               &stx) < 0)
         return -errno;
     memcpy(out, &stx, sizeof(*out));
@@ -29,17 +29,31 @@ int gofer_host_fstat(int fd, struct lisafs_statx *out)
     return 0;
 }
 
-int gofer_host_control_stat(int fd, struct lisafs_statx *out)
+int gofer_host_fstat(int fd, struct lisafs_statx *out)
 {
-    int rc = gofer_host_fstat(fd, out);
-    if (rc < 0)
-        return rc;
-    switch (out->mode & S_IFMT) {
+    return stat_at(fd, "", AT_EMPTY_PATH, out);
+}
+
+static int served_type(const struct lisafs_statx *st)
+{
+    switch (st->mode & S_IFMT) {
     case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFSOCK: case S_IFIFO: case S_IFCHR:
         return 0;
     default:
         return -EPERM;
     }
+}
+
+int gofer_host_stat_child(int dirfd, const char *name, struct lisafs_statx *out)
+{
+    int rc = stat_at(dirfd, name, 0, out);
+    return rc < 0 ? rc : served_type(out);
+}
+
+int gofer_host_control_stat(int fd, struct lisafs_statx *out)
+{
+    int rc = gofer_host_fstat(fd, out);
+    return rc < 0 ? rc : served_type(out);
 }
 
 int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out)

@@ -23,6 +23,9 @@ int gofer_host_control_stat(int fd, struct lisafs_statx *out);
  * in the directory dirfd, with gofer_host_control_stat's stats in *out; or
  * -ENOENT if there is none, or another negative errno. */
 int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out);
+/* The stats gofer_host_walk would give, without opening: for a walk's last
+ * step, which needs no FD. */
+int gofer_host_stat_child(int dirfd, const char *name, struct lisafs_statx *out);
 /* pread, or pwrite when writing != 0. */
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing);
 int gofer_host_fsync(int fd);
