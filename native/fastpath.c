@@ -8,7 +8,15 @@
 #include "hostcalls.h"
 #include "lisafs_wire.h"
 
-enum { MID_FSTAT = 3, MID_WALK_STAT = 6, MID_CLOSE = 9, MID_FSYNC = 10, MID_PWRITE = 11, MID_PREAD = 12, MID_GETDENTS64 = 24 };
+enum {
+    MID_FSTAT = 3,
+    MID_WALK_STAT = 6,
+    MID_CLOSE = 9,
+    MID_FSYNC = 10,
+    MID_PWRITE = 11,
+    MID_PREAD = 12,
+    MID_GETDENTS64 = 24,
+};
 
 static void unuse(const gofer_fast *c, gofer_fd *f)
 {

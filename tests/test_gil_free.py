@@ -1,7 +1,8 @@
 """The stock backend's GIL-free path (issue 13): FStat, WalkStat, PRead,
-PWrite, FSync, Getdents64 and Close on a host FD are served from request to response without the GIL, so
-a thread that holds the GIL (a Python extension, the logging of another
-connection) does not stop them, and channel threads serve in parallel.
+PWrite, FSync, Getdents64 and Close on a host FD are served from request to
+response without the GIL, so a thread that holds the GIL (a Python
+extension, the logging of another connection) does not stop them, and
+channel threads serve in parallel.
 
 The gofer runs in this process; the client runs in a child process, so that
 while this test holds the GIL the only thing that can answer the client is
