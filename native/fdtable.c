@@ -39,12 +39,18 @@ void gofer_fdtable_destroy(gofer_fdtable *t)
     pthread_mutex_destroy(&t->mu);
 }
 
-size_t gofer_fdtable_count(gofer_fdtable *t)
+/* A count of the table's, read under its lock. */
+static size_t locked_read(gofer_fdtable *t, const size_t *count)
 {
     pthread_mutex_lock(&t->mu);
-    size_t n = t->n;
+    size_t n = *count;
     pthread_mutex_unlock(&t->mu);
     return n;
+}
+
+size_t gofer_fdtable_count(gofer_fdtable *t)
+{
+    return locked_read(t, &t->n);
 }
 
 /* Keeps the load at most 1/2, so probes stay short. */
@@ -157,10 +163,7 @@ void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f)
 
 size_t gofer_fdtable_ndeferred(gofer_fdtable *t)
 {
-    pthread_mutex_lock(&t->mu);
-    size_t n = t->ndeferred;
-    pthread_mutex_unlock(&t->mu);
-    return n;
+    return locked_read(t, &t->ndeferred);
 }
 
 gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t)
