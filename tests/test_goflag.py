@@ -43,6 +43,12 @@ def test_where_flags_end(args, rest):
     assert parse(args)[1] == rest
 
 
+def test_interleaved_arguments_are_set_aside_until_the_flags_end():
+    ns, rest = flags().parse(["a", "-n", "1", "-", "--quiet", "b", "--", "-n", "2"],
+                             interleaved=True)
+    assert (ns.n, ns.quiet, rest) == (1, True, ["a", "-", "b", "-n", "2"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--nope"], "unknown flag: --nope"),
     (["-nope=1"], "unknown flag: -nope"),

@@ -37,6 +37,14 @@ cdef extern from "<sys/socket.h>" nogil:
     int SOL_SOCKET, SCM_RIGHTS, MSG_NOSIGNAL, MSG_CMSG_CLOEXEC, MSG_DONTWAIT
     int shutdown(int, int)
     int SHUT_RDWR
+    ctypedef unsigned socklen_t
+    struct ucred:
+        int pid
+        unsigned uid
+        unsigned gid
+    int accept4(int, void*, socklen_t*, int)
+    int getsockopt(int, int, int, void*, socklen_t*)
+    int SO_PEERCRED, SOCK_CLOEXEC
 
 cdef extern from "<fcntl.h>" nogil:
     int fcntl(int, int, ...)

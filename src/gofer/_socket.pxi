@@ -1,5 +1,7 @@
 # Included into _server.pyx. The socket transport: reading and writing
-# whole messages with SCM_RIGHTS, and the spin before a blocking read.
+# whole messages with SCM_RIGHTS, and the spin before a blocking read; and
+# the few socket calls the service needs on FDs (the `socket` module costs
+# start-up).
 
 # The spin window of both transports (native/spin.h): gofer_spin_default_ns(),
 # or GOFER_SPIN_NS from the environment (for tuning).
@@ -127,3 +129,34 @@ cdef void prepare_donated(int fd) noexcept nogil:
     fl = fcntl(fd, F_GETFD)
     if fl >= 0 and not fl & FD_CLOEXEC:
         fcntl(fd, F_SETFD, fl | FD_CLOEXEC)
+
+
+def accept_client(int listener):
+    """The FD (close-on-exec) of the next client of a listening socket,
+    waited for without the GIL. Raises OSError (EINVAL once shut down)."""
+    cdef int fd, err
+    while True:
+        with nogil:
+            fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC)
+            err = errno
+        if fd >= 0:
+            return fd
+        if err != EINTR:
+            raise OSError(err, os.strerror(err))
+        PyErr_CheckSignals()
+
+
+def peer_creds(int sock):
+    """(pid, uid) of the process at the other end of a Unix socket, as the
+    kernel recorded them at connect() (SO_PEERCRED)."""
+    cdef ucred cred
+    cdef socklen_t size = sizeof(cred)
+    if getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &size) < 0:
+        raise OSError(errno, os.strerror(errno))
+    return cred.pid, cred.uid
+
+
+def shutdown_socket(int sock):
+    """shutdown(SHUT_RDWR): ends the reads and writes of whoever serves it.
+    Errors are ignored (it may be gone already)."""
+    shutdown(sock, SHUT_RDWR)

@@ -4,10 +4,10 @@
     gofer [global flags] [runsc's global flags] gofer ... CONTAINER_ID
                                                         drop-in for `runsc gofer`
 
-The global flags are parsed here the way runsc parses its own (Go's flag
-syntax, gofer.goflag), so runsc's command line reaches `gofer gofer`
-(gofer.runsc_gofer) as runsc wrote it. `gofer gofer` is on every sandbox's
-start path: it never imports argparse, which only `serve` uses.
+Every flag is parsed the way runsc parses its own (Go's flag syntax,
+gofer.goflag), so runsc's command line reaches `gofer gofer`
+(gofer.runsc_gofer) as runsc wrote it; `serve` also takes DIR among its
+flags. Neither imports argparse: start-up is on every sandbox's start path.
 
 Every bad command line is one line on stderr, ``gofer: error: ...``, and exit
 status 2.
@@ -17,10 +17,12 @@ import `logging`); both commands set it up with `setup_logging`, at the level
 `log_level` reads from ``--log-level``/``--debug`` (before or after the
 command).
 """
+# The C modules behind `signal` and `socket`: the wrappers' enums cost every
+# start a few ms, and the gofer needs only the calls.
+import _signal
+import _socket
 import grp
 import os
-import signal
-import socket
 import stat
 import sys
 import threading
@@ -39,8 +41,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
 def add_log_flags(parser):
-    """--log-level and --debug, on an argparse parser or a goflag.FlagSet
-    (the global flags, and again after each command)."""
+    """--log-level and --debug, on a goflag.FlagSet (the global flags, and
+    again after each command)."""
     parser.add_argument("--log-level", choices=LOG_LEVELS, metavar="LEVEL",
                         help="log at LEVEL and above: %s (default: warning for serve, "
                              "info for gofer, as runsc)" % ", ".join(LOG_LEVELS))
@@ -72,7 +74,7 @@ def _listen(path, mode=0o600, gid=None):
     else:
         if not stat.S_ISSOCK(st.st_mode):
             raise UsageError("%s exists and is not a socket" % path)
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             probe.connect(path)
         except (ConnectionRefusedError, FileNotFoundError):
@@ -81,7 +83,7 @@ def _listen(path, mode=0o600, gid=None):
             raise UsageError("socket %s is in use by another server" % path)
         finally:
             probe.close()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     bound = False
     try:
         # bind() gives the file the socket's own mode less the umask: set
@@ -189,22 +191,28 @@ def _seccomp(args):
 
 
 def _stop_on_signal(listener, signals):
-    signal.sigwait(signals)
-    listener.shutdown(socket.SHUT_RDWR)
+    _signal.sigwait(signals)
+    listener.shutdown(_socket.SHUT_RDWR)
 
 
 def cmd_serve(global_flags, argv):
-    parser = build_parser()
-    # An unknown flag is named first, then what is missing (argparse's order
-    # is the other way round).
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:
-        parser.error("unrecognized arguments: %s" % " ".join(unknown))
+    flags = serve_flags()
+    try:
+        args, positional = flags.parse(argv, interleaved=True)
+    except goflag.FlagError as e:
+        raise UsageError("%s (see gofer serve --help)" % e) from None
+    except goflag.HelpRequested:
+        print(flags.usage(SERVE_SYNOPSIS), end="")
+        return 0
     if args.version:
         print("gofer " + __version__)
         return 0
+    if len(positional) > 1:
+        raise UsageError("serve takes one DIR, not %d arguments: %s" % (
+            len(positional), " ".join(positional)))
+    args.dir = positional[0] if positional else None
     if args.socket is None:
-        parser.error("the following arguments are required: --socket")
+        raise UsageError("missing required flag: --socket (see gofer serve --help)")
     setup_logging(log_level(global_flags, args, default="warning"))
     from gofer._server import Server
     from gofer.service import Service
@@ -222,8 +230,8 @@ def cmd_serve(global_flags, argv):
     # returned. They are blocked from here on, so one sent before that thread
     # reaches sigwait stays pending; the thread starts under the filter, so
     # the filter's tests always see its sigwait.
-    stop = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)       # inherited by every later thread
+    stop = {_signal.SIGINT, _signal.SIGTERM}
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, stop)       # inherited by every later thread
     try:
         _seccomp(args)
         threading.Thread(target=_stop_on_signal, args=(listener, stop), daemon=True,
@@ -232,7 +240,7 @@ def cmd_serve(global_flags, argv):
             what, args.socket, args.socket_mode, " (readonly)" if args.readonly else ""),
             file=sys.stderr, flush=True)
         service.serve_listener(listener, backend,
-                               None if args.allow_uid is None else frozenset(args.allow_uid))
+                               frozenset(args.allow_uid) if args.allow_uid else None)
     finally:
         listener.close()
         try:
@@ -244,40 +252,22 @@ def cmd_serve(global_flags, argv):
     return 0
 
 
-def build_parser():
-    """`gofer serve`'s flags (after the command)."""
-    import argparse
+SERVE_SYNOPSIS = "[flags] DIR --socket PATH"
 
+
+def serve_flags():
+    """`gofer serve`'s flags (after the command), parsed the Go way as the
+    global ones are; DIR may come before, between or after them."""
     from gofer import seccomp
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            raise UsageError("%s (see gofer serve --help)" % message)
-
-    def checked(parse):
-        """An argparse type that says parse's ValueError."""
-        def convert(text):
-            try:
-                return parse(text)
-            except ValueError as e:
-                raise argparse.ArgumentTypeError(str(e)) from None
-        convert.__name__ = parse.__name__
-        return convert
-
-    def formatter(prog):
-        # A fixed width: argparse's default asks shutil for the terminal's,
-        # and importing shutil costs ~3 ms of every start.
-        return argparse.HelpFormatter(prog, width=79)
-
-    s = Parser(prog="gofer serve", allow_abbrev=False, formatter_class=formatter,
-               description="Serve a host directory (or an installed extension) over LISAFS on "
-                           "a Unix socket, to every client that connects.")
-    s.add_argument("dir", nargs="?", help="the directory to serve")
-    s.add_argument("--socket", type=checked(_socket_path), metavar="PATH",
+    s = goflag.FlagSet(
+        "gofer serve",
+        description="Serve a host directory (or an installed extension) over LISAFS on a "
+                    "Unix socket, to every client that connects.")
+    s.add_argument("--socket", type=_socket_path, metavar="PATH",
                    help="(required) path of the Unix socket to listen on. Whoever can "
                         "connect to it acts inside the served tree with this process's "
                         "privileges")
-    s.add_argument("--socket-mode", type=checked(_octal_mode), default=0o600, metavar="MODE",
+    s.add_argument("--socket-mode", type=_octal_mode, default=0o600, metavar="MODE",
                    help="the socket file's mode, in octal (default 0600: the owner only)")
     s.add_argument("--socket-group", metavar="GROUP",
                    help="the socket file's group (name or gid), e.g. with --socket-mode 0660")
@@ -288,17 +278,17 @@ def build_parser():
     s.add_argument("--extension", metavar="NAME",
                    help="serve with the installed extension NAME instead of a directory")
     s.add_argument("--host-uds", default="none", choices=["none", "open", "create", "all"],
+                   metavar="WHICH",
                    help="host Unix sockets the client may connect to (open), create (create) "
                         "or both (all); default none")
-    s.add_argument("--host-fifo", default="none", choices=["none", "open"],
+    s.add_argument("--host-fifo", default="none", choices=["none", "open"], metavar="WHICH",
                    help="whether host FIFOs may be opened; default none")
     s.add_argument("--seccomp", nargs="?", const="kill", default="off",
-                   type=checked(seccomp.parse_mode),
-                   metavar="MODE",
+                   type=seccomp.parse_mode, metavar="MODE",
                    help="serve under the seccomp allowlist: kill (a syscall outside it kills "
                         "the gofer; --seccomp alone means this), log (it is logged to stderr "
-                        "and fails with ENOSYS: to find what an extension needs) or off "
-                        "(default)")
+                        "and fails with ENOSYS: to find what an extension needs; "
+                        "--seccomp=log) or off (default)")
     add_log_flags(s)
     s.add_argument("--version", action="store_true", help="print gofer's version and exit")
     return s

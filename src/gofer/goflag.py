@@ -21,6 +21,10 @@ Go's rules:
   at ``-``; what follows is returned;
 - ``-h``/``-help`` asks for the usage (`HelpRequested`).
 
+``parse(args, interleaved=True)`` lets arguments come between flags, as
+argparse does (``gofer serve DIR --socket PATH``): each one that is not a
+flag is set aside and returned, in order, with what follows ``--``.
+
 `FlagSet.add_argument` takes a subset of argparse's, so an extension's
 ``add_flags(parser)`` reads the same whichever parser it is given:
 ``action`` store (default), ``store_true``, ``store_false`` or ``append``;
@@ -126,7 +130,7 @@ class FlagSet:
             self._by_name[n] = f
         return f
 
-    def parse(self, args):
+    def parse(self, args, interleaved=False):
         """(namespace, remaining arguments). Raises FlagError or HelpRequested."""
         ns = Namespace()
         for f in self._flags:
@@ -135,10 +139,14 @@ class FlagSet:
             ns.unknown = {}
         seen = set()
         args = list(args)
+        positional = []
         while args:
             s = args[0]
             if len(s) < 2 or s[0] != "-":
-                break
+                if not interleaved:
+                    break
+                positional.append(args.pop(0))
+                continue
             dashes = 2 if s[1] == "-" else 1
             if s == "--":
                 del args[0]
@@ -178,7 +186,7 @@ class FlagSet:
         missing = [f.describe() for f in self._flags if f.required and f.dest not in seen]
         if missing:
             raise FlagError("missing required flag: %s" % ", ".join(missing))
-        return ns, args
+        return ns, positional + args
 
     def usage(self, synopsis=""):
         """The help text: a synopsis, the description, then `flags_help`."""

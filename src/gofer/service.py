@@ -2,13 +2,11 @@
 accept loop of `gofer serve`."""
 import errno
 import os
-import socket
-import struct
 import threading
 import time
 
 from gofer._log import log
-from gofer._server import Connection
+from gofer._server import Connection, accept_client, peer_creds, shutdown_socket
 
 # accept() failures that mean the process is short of something for now (a
 # client may hold every FD it may): wait, retry, keep serving the others.
@@ -35,14 +33,6 @@ class Throttled:
         more = " (and %d more since the last report)" % self.missed if self.missed else ""
         log.warning("%s%s", fmt % args, more)
         self.last, self.missed = now, 0
-
-
-def peer_creds(sock):
-    """(pid, uid) of the process at the other end of a Unix socket, as the
-    kernel recorded them at connect() (SO_PEERCRED)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    pid, uid, _ = struct.unpack("3i", creds)
-    return pid, uid
 
 
 class Service:
@@ -86,7 +76,8 @@ class Service:
                 self._threads.pop(threading.current_thread(), None)
 
     def serve_listener(self, listener, backend, allow_uids=None):
-        """Accepts clients on a listening socket until it is shut down
+        """Accepts clients on a listening socket (an object with fileno())
+        until it is shut down
         (shutdown(2)), serving each with a fresh `backend()`, which returns
         (ConnectionImpl, ConnectionOpts).
 
@@ -103,7 +94,7 @@ class Service:
             if delay:
                 time.sleep(delay)
             try:
-                sock, _ = listener.accept()
+                fd = accept_client(listener.fileno())
             except OSError as e:
                 if e.errno in _SHORT_OF_RESOURCES:
                     short.warning("cannot accept a client: %s; retrying", os.strerror(e.errno))
@@ -114,20 +105,24 @@ class Service:
                 if e.errno == errno.EINVAL:     # shut down: no more clients
                     return
                 raise
+            owned = fd                  # closed here unless start() took it
             try:
-                with sock:
-                    if allow_uids is not None:
-                        pid, uid = peer_creds(sock)
-                        if uid not in allow_uids:
-                            refused.warning("refused a client with uid %d (pid %d): not an "
-                                            "allowed uid", uid, pid)
-                            continue
-                    impl, opts = backend()
-                    self.start(sock.detach(), impl, opts)
+                if allow_uids is not None:
+                    pid, uid = peer_creds(fd)
+                    if uid not in allow_uids:
+                        refused.warning("refused a client with uid %d (pid %d): not an "
+                                        "allowed uid", uid, pid)
+                        continue
+                impl, opts = backend()
+                owned = None
+                self.start(fd, impl, opts)
             except Exception as e:
                 short.warning("cannot serve a client (closed it): %s", e)
                 delay = min(max(2 * delay, BACKOFF_MIN), BACKOFF_MAX)
                 continue
+            finally:
+                if owned is not None:
+                    os.close(owned)
             delay = 0
 
     def active(self):
@@ -138,11 +133,7 @@ class Service:
         with self._lock:
             items = list(self._threads.items())
         for _, fd in items:
-            try:
-                with socket.socket(fileno=os.dup(fd)) as s:
-                    s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            shutdown_socket(fd)
         for t, _ in items:
             t.join(timeout)
 

@@ -14,7 +14,7 @@ from libc.errno cimport errno, EINTR
 from libc.stdint cimport uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from posix.unistd cimport close, dup
 
-import socket
+import _socket as socket          # the C module: `socket`'s enums cost start-up
 
 from gofer.lisafs cimport (BoundSocketFDImpl, ConnectionImpl, ControlFDImpl, OpenFDImpl, Statx,
                           Writer, lisafs_statx)
