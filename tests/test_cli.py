@@ -238,7 +238,8 @@ def test_the_start_path_leaves_out_what_serving_does_not_need(tree, tmp_path):
 
 
 # What the example extensions need only once they serve a mount.
-SERVING_ONLY = {"logging", "cryptography", "hashlib", "uuid", "configparser", "boto3", "botocore"}
+SERVING_ONLY = {"logging", "cryptography", "hashlib", "uuid", "configparser", "boto3", "botocore",
+                "socket"}
 
 
 def test_installed_extensions_load_without_what_only_serving_needs():

@@ -29,7 +29,6 @@ S3 mounts: without it gofer-s3 costs nothing, adds nothing to the seccomp
 allowlist, and refuses to serve.
 """
 import os
-import socket
 
 from gofer.extension import Extension
 from gofer.lisafs import ConnectionOpts
@@ -124,6 +123,8 @@ class S3Extension(Extension):
 def network_rules():
     """TCP to the store (any address: the endpoint is configuration), as
     urllib3 and Python's socket timeouts make it."""
+    import socket
+
     import pyseccomp
     return [("socket", [pyseccomp.Arg(0, pyseccomp.EQ, af)])
             for af in (socket.AF_INET, socket.AF_INET6)] + [
