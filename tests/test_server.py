@@ -85,7 +85,12 @@ def test_walk_stat(tree, connect):
     _, [f] = c.walk(c.root.control_fd, [b"file.txt"])
     same_file(c.walk_stat(f.control_fd, [b""])[0], os.stat(tree / "file.txt"))
     assert errno_of(c.walk_stat, f.control_fd, [b"x"]) == errno.ENOTDIR
+    assert errno_of(c.walk_stat, f.control_fd, [b"..", b"x"]) == errno.ENOTDIR
+    assert c.walk_stat(f.control_fd, []) == []
     assert errno_of(c.walk_stat, c.root.control_fd, [b".."]) == errno.EINVAL
+    # As gVisor, every name is checked before the walk.
+    assert errno_of(c.walk_stat, c.root.control_fd, [b"missing", b".."]) == errno.EINVAL
+    assert errno_of(c.walk_stat, c.root.control_fd, [b"link", b""]) == errno.EINVAL
 
 
 def test_walk_stat_from_a_removed_directory_does_not_reach_its_successor(tmp_path, connect):

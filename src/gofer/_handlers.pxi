@@ -230,17 +230,22 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
     cdef lisafs_statx st
     cdef uint16_t nstats = 0
     cdef Py_ssize_t save = r.pos
+    check_string_array(r, count)
+    # As gVisor: a non-directory start takes only the path [""] (its own
+    # stat); every name is checked before the walk (EINVAL even past a
+    # missing component); then the answer's size.
+    for i in range(count):
+        p = r_str(r, &n)
+        if i == 0 and n == 0:
+            continue
+        if not start.is_dir():
+            return E.ENOTDIR
+        err = check_safe_name(p, n)
+        if err:
+            return err
+    r.pos = save
     if 2 + <Py_ssize_t>count * sizeof(lisafs_statx) > conn.max_msg:
         return E.EIO
-    check_string_array(r, count)
-    # A path of exactly [""] asks for the stat of a non-directory.
-    if count >= 1:
-        p = r_str(r, &n)
-        r.pos = save
-        if not start.is_dir() and not (count == 1 and n == 0):
-            return E.ENOTDIR
-    elif not start.is_dir():
-        return E.ENOTDIR
     cdef Py_ssize_t hdr = o.w.len
     w_u16(&o.w, 0)
     cdef ControlFDImpl cur = start.impl
@@ -260,9 +265,6 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
                 w_statx(&o.w, &st)
                 nstats += 1
                 continue
-            err = check_safe_name(p, n)
-            if err:
-                break
             if ftype != S_IFDIR or (node is not None and node.deleted):
                 break
             name = PyBytes_FromStringAndSize(p, n)
@@ -288,8 +290,6 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
         unlock(conn.server, None, READ)
         if owned is not None:
             owned.c_close()
-    if err:
-        return err
     lisafs_st16(o.w.buf + hdr, nstats)
     return 0
 

@@ -82,13 +82,18 @@ def test_stat_same_as_fsgofer(open_side):
             sx = side.walk(path)["stat"]
             out.append((path, hex(sx["mask"]), stat.S_IFMT(sx["mode"]), sx["nlink"]))
         for names in (["", "sub"], ["link", "x"], ["nope"], ["sub", "nope"], [""],
-                      ["dirlink", "inner.txt"], ["file.bin"]):
+                      ["dirlink", "inner.txt"], ["file.bin"],
+                      # every name is checked before the walk
+                      ["nope", ".."], ["link", "x", "."], ["sub", "nope", ""], ["", ""]):
             r = side.request("walk_stat", fd=side.top, names=names)
             out.append((names, r.get("errno"), [stat.S_IFMT(s["mode"]) for s in r.get("stats", [])]))
         out.append(("walk_stat from file", side.errno("walk_stat", fd=side.fd("file.bin"),
                                                       names=["x"])))
         out.append(("walk_stat '' from file", len(side.call(
             "walk_stat", fd=side.fd("file.bin"), names=[""])["stats"])))
+        for names in (["..", "x"], ["", ".."], []):
+            r = side.request("walk_stat", fd=side.fd("file.bin"), names=names)
+            out.append(("walk_stat from file", names, r.get("errno"), len(r.get("stats", []))))
         out.append(("walk_stat bad name", side.errno("walk_stat", fd=side.top, names=["sub", ".."])))
         out.append(("fstat bad fd", side.errno("fstat", fd=99999)))
         return out
