@@ -1,7 +1,9 @@
 #include "fastpath.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 enum {
     MID_FSTAT = 3,
     MID_WALK_STAT = 6,
+    MID_OPEN_AT = 7,
     MID_CLOSE = 9,
     MID_FSYNC = 10,
     MID_PWRITE = 11,
@@ -243,6 +246,64 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
     return MID_WALK_STAT;
 }
 
+/* OpenAt: control FDID u64, flags u32 (of which O_ACCMODE and O_TRUNC count,
+ * as on the GIL path). Served for a regular file or directory whose backend
+ * lets the core reopen its host FD (gofer_fd.reopen_dir): the new FD's
+ * entry keeps its control FD's use until adopted. A regular file's new FD
+ * is donated, as the stock backend does. */
+static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen,
+                   int *donated)
+{
+    if (n < 12)
+        return GOFER_FAST_DECLINED;
+    uint32_t flags = lisafs_ld32(req + 8) & (O_ACCMODE | O_TRUNC);
+    uint32_t acc = flags & O_ACCMODE;
+    int writes = acc != O_RDONLY || (flags & O_TRUNC);
+    if ((c->readonly && writes) || gofer_fdtable_nadoptions(c->fds) >= GOFER_FAST_MAX_QUEUED)
+        return GOFER_FAST_DECLINED;                 /* EROFS; or adopt first */
+    gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    gofer_fd *o = NULL;
+    if (f->reopen_dir == NULL || (f->is_dir && writes) ||
+        (o = calloc(1, sizeof(*o))) == NULL) {
+        unuse(c, f);
+        return GOFER_FAST_DECLINED;                 /* EISDIR, ENOMEM */
+    }
+    lock(c, f, 0);
+    int fd = !c->open_on_deleted && __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE)
+                 ? -EINVAL
+                 : gofer_host_reopen(*f->reopen_dir, f->host_fd, (int)flags);
+    unlock(c, f);
+    int rc = fd < 0 ? fd : 0;
+    if (rc == 0) {
+        o->host_fd = fd;
+        o->kind = GOFER_FD_OPEN;
+        o->readable = acc == O_RDONLY || acc == O_RDWR;
+        o->writable = acc == O_WRONLY || acc == O_RDWR;
+        o->is_dir = f->is_dir;
+        o->node_lock = f->node_lock;
+        o->node_deleted = f->node_deleted;
+        o->control = f;                             /* with this request's use */
+        atomic_store(&o->users, 1);                 /* for the adoption queue */
+        rc = gofer_fdtable_add(c->fds, o, c->max_fds);
+        if (rc < 0)
+            close(fd);
+    }
+    if (rc < 0) {
+        free(o);
+        unuse(c, f);
+        return answer_errno(out, outlen, -rc);
+    }
+    lisafs_st64(out, o->id);
+    *outlen = 8;
+    if (!o->is_dir)
+        *donated = dup(fd);         /* none if that fails, as the GIL path */
+    /* From here on the entry is the adopter's and Close's. */
+    gofer_fdtable_queue_adoption(c->fds, o);
+    return MID_OPEN_AT;
+}
+
 /* Close: a u16 count of FDIDs; served here if every open one has a host FD.
  * An FD whose last use this drops is queued for release, which takes the
  * GIL. */
@@ -252,7 +313,7 @@ static int close_fds(const gofer_fast *c, const char *req, size_t n, size_t *out
         return GOFER_FAST_DECLINED;
     uint16_t count = lisafs_ld16(req);
     if (n - 2 < 8 * (size_t)count ||
-        gofer_fdtable_ndeferred(c->fds) + count > GOFER_FAST_MAX_DEFERRED)
+        gofer_fdtable_ndeferred(c->fds) + count > GOFER_FAST_MAX_QUEUED)
         return GOFER_FAST_DECLINED;
     for (uint16_t i = 0; i < count; i++) {
         gofer_fd *f = gofer_fdtable_use(c->fds, lisafs_ld64(req + 2 + 8 * (size_t)i));
@@ -304,8 +365,9 @@ static int getdents(const gofer_fast *c, const char *req, size_t n, char *out, s
 }
 
 int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
-                      char *out, size_t cap, size_t *outlen)
+                      char *out, size_t cap, size_t *outlen, int *donated)
 {
+    *donated = -1;
     switch (mid) {
     case MID_FSTAT:
         return fstat_fd(c, req, n, out, outlen);
@@ -317,6 +379,8 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
         return fsync_all(c, req, n, out, outlen);
     case MID_WALK_STAT:
         return walk_stat(c, req, n, out, cap, outlen);
+    case MID_OPEN_AT:
+        return open_at(c, req, n, out, outlen, donated);
     case MID_CLOSE:
         return close_fds(c, req, n, outlen);
     case MID_GETDENTS64:

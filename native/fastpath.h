@@ -1,7 +1,10 @@
 /* fastpath: the RPCs a connection serves from request to response without
  * the GIL, on FDs whose backend declared a host FD for them (the stock
  * backend; see ControlFDImpl.c_host_fd): FStat, WalkStat, PRead, PWrite,
- * FSync, Getdents64 and Close.
+ * FSync, Getdents64 and Close; and OpenAt where the backend lets the core
+ * reopen the host FD itself (ControlFDImpl.c_reopen_dir): the new open FD
+ * is made here, and the core adopts it (gives it its FD object) later, with
+ * the GIL (fdtable.h).
  *
  * It serves only the ordinary case and declines everything else (an FDID
  * not in the table, an FD of another backend or kind, a short request, an
@@ -20,15 +23,18 @@
 #include "fdtable.h"
 
 #define GOFER_FAST_DECLINED (-1)
-/* FDs a Close may leave queued for release (fdtable.h) per connection: the
- * next request that holds the GIL releases them first; past this, Close
- * is declined and so released at once. */
-#define GOFER_FAST_MAX_DEFERRED 128
+/* FDs the fast path may leave queued per connection (fdtable.h), for
+ * release after a Close and for adoption after an OpenAt: the next request
+ * that holds the GIL takes both queues first; past this, Close or OpenAt
+ * is declined, and so served with the GIL, which empties them. */
+#define GOFER_FAST_MAX_QUEUED 128
 
 typedef struct gofer_fast {
     gofer_fdtable *fds;
     pthread_rwlock_t *rename_lock;
     uint32_t max_msg;
+    size_t max_fds;                 /* FDs the connection may hold */
+    uint8_t readonly, open_on_deleted;      /* its ConnectionOpts */
     /* Releases an FD whose last use a request dropped after it left the
      * table (a Close raced the request); takes the GIL itself. */
     void (*release)(gofer_fd *f);
@@ -36,8 +42,9 @@ typedef struct gofer_fast {
 
 /* Serves request `mid` (payload req[0, n)) into out[0, cap): returns the
  * response MID (0: an errno as the payload) with its length in *outlen, or
- * GOFER_FAST_DECLINED. */
+ * GOFER_FAST_DECLINED. *donated is a host FD the response donates (the
+ * caller sends and closes it), or -1. */
 int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
-                      char *out, size_t cap, size_t *outlen);
+                      char *out, size_t cap, size_t *outlen, int *donated);
 
 #endif /* GOFER_FASTPATH_H */

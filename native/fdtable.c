@@ -28,6 +28,9 @@ int gofer_fdtable_init(gofer_fdtable *t)
     t->n = 0;
     t->deferred = NULL;
     t->ndeferred = 0;
+    t->adoptions = NULL;
+    t->nadoptions = 0;
+    t->next_id = 1;
     return -pthread_mutex_init(&t->mu, NULL);
 }
 
@@ -71,14 +74,17 @@ static int grow(gofer_fdtable *t)
     return 0;
 }
 
-int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f)
+int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f, size_t max)
 {
     int rc = 0;
-    atomic_store(&f->users, 1);
     pthread_mutex_lock(&t->mu);
-    if (2 * (t->n + 1) > t->cap)
+    if (t->n >= max)
+        rc = -EMFILE;
+    else if (2 * (t->n + 1) > t->cap)
         rc = grow(t);
     if (rc == 0) {
+        f->id = t->next_id++;
+        atomic_fetch_add_explicit(&f->users, 1, memory_order_relaxed);
         t->slot[find(t, f->id)] = f;
         t->n++;
     }
@@ -172,6 +178,30 @@ gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t)
     gofer_fd *list = t->deferred;
     t->deferred = NULL;
     t->ndeferred = 0;
+    pthread_mutex_unlock(&t->mu);
+    return list;
+}
+
+void gofer_fdtable_queue_adoption(gofer_fdtable *t, gofer_fd *f)
+{
+    pthread_mutex_lock(&t->mu);
+    f->next_adoption = t->adoptions;
+    t->adoptions = f;
+    t->nadoptions++;
+    pthread_mutex_unlock(&t->mu);
+}
+
+size_t gofer_fdtable_nadoptions(gofer_fdtable *t)
+{
+    return locked_read(t, &t->nadoptions);
+}
+
+gofer_fd *gofer_fdtable_take_adoptions(gofer_fdtable *t)
+{
+    pthread_mutex_lock(&t->mu);
+    gofer_fd *list = t->adoptions;
+    t->adoptions = NULL;
+    t->nadoptions = 0;
     pthread_mutex_unlock(&t->mu);
     return list;
 }

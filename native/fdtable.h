@@ -10,6 +10,11 @@
  * Releasing takes the GIL: a thread without it may instead queue the entry
  * for the next thread that has it (gofer_fdtable_defer).
  *
+ * The fast path may also make an open FD itself (OpenAt): an entry with no
+ * owner yet, holding a use of its control FD's entry, queued with a use of
+ * its own until a thread with the GIL gives it its FD object
+ * (gofer_fdtable_take_adoptions).
+ *
  * All functions return 0 or a negative errno where they can fail. */
 #ifndef GOFER_FDTABLE_H
 #define GOFER_FDTABLE_H
@@ -30,8 +35,14 @@ typedef struct gofer_fd {
     uint8_t is_dir;                 /* of a directory */
     pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
     const int *node_deleted;        /* and its mark, set once, with the GIL */
-    void *owner;                    /* the core's FD object */
+    /* Control FDs: the directory of this process's FDs through which the
+     * fast path may serve OpenAt by reopening host_fd (ControlFDImpl.
+     * c_reopen_dir), or NULL. */
+    const int *reopen_dir;
+    void *owner;                    /* the core's FD object; NULL until adopted */
+    struct gofer_fd *control;       /* not adopted yet: its control FD's entry */
     struct gofer_fd *next_deferred; /* in the table's list of FDs to release */
+    struct gofer_fd *next_adoption; /* in the table's list of FDs to adopt */
 } gofer_fd;
 
 typedef struct gofer_fdtable {
@@ -41,6 +52,9 @@ typedef struct gofer_fdtable {
     size_t n;
     gofer_fd *deferred;             /* last use dropped without the GIL */
     size_t ndeferred;
+    gofer_fd *adoptions;            /* made without the GIL, no owner yet */
+    size_t nadoptions;
+    uint64_t next_id;               /* the next FDID handed out */
 } gofer_fdtable;
 
 int gofer_fdtable_init(gofer_fdtable *t);
@@ -48,8 +62,10 @@ int gofer_fdtable_init(gofer_fdtable *t);
 void gofer_fdtable_destroy(gofer_fdtable *t);
 size_t gofer_fdtable_count(gofer_fdtable *t);
 
-/* Adds f under f->id (not present yet) with the table's use: users = 1. */
-int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f);
+/* Adds f under the next FDID (set in f->id) with the table's use (users
+ * counts it on top of any the caller holds); -EMFILE if the table holds
+ * `max` entries already. */
+int gofer_fdtable_add(gofer_fdtable *t, gofer_fd *f, size_t max);
 /* The entry for id, or NULL; no use taken (for a caller that otherwise
  * excludes removal, as the core does under the GIL). */
 gofer_fd *gofer_fdtable_get(gofer_fdtable *t, uint64_t id);
@@ -69,6 +85,13 @@ void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f);
 size_t gofer_fdtable_ndeferred(gofer_fdtable *t);
 /* Takes the queue: a list linked by next_deferred, or NULL. */
 gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t);
+
+/* Queues f, made without the GIL and already added, for adoption by a
+ * thread that holds it: the caller hands the queue one of its uses. */
+void gofer_fdtable_queue_adoption(gofer_fdtable *t, gofer_fd *f);
+size_t gofer_fdtable_nadoptions(gofer_fdtable *t);
+/* Takes that queue: a list linked by next_adoption, or NULL. */
+gofer_fd *gofer_fdtable_take_adoptions(gofer_fdtable *t);
 
 /* Drops one use; 1 if it was the last (the caller releases the FD). */
 static inline int gofer_fd_unuse(gofer_fd *f)

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,14 @@ int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out)
         return rc;
     }
     return fd;
+}
+
+int gofer_host_reopen(int fd_dir, int fd, int flags)
+{
+    char name[16];
+    snprintf(name, sizeof(name), "%d", fd);
+    int nfd = openat(fd_dir, name, flags | O_CLOEXEC);
+    return nfd < 0 ? -errno : nfd;
 }
 
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing)

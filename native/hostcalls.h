@@ -1,5 +1,5 @@
 /* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
- * FSync, Getdents64 and each step of a walk, shared by the backend
+ * FSync, Getdents64, OpenAt's reopen and each step of a walk, shared by the backend
  * (fsgofer/_host.pyx) and the GIL-free fast path (fastpath.h), so both
  * answer alike. None takes the GIL; each returns its result or a negative
  * errno (pread, pwrite and fsync retry EINTR). */
@@ -27,6 +27,10 @@ int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out);
 /* The stats gofer_host_walk would give, without opening: for a walk's last
  * step, which needs no FD. */
 int gofer_host_stat_child(int dirfd, const char *name, struct lisafs_statx *out);
+/* A new open file description of the file open at fd, with `flags`
+ * (O_CLOEXEC added), through `fd_dir`, a directory of this process's FDs
+ * (/proc/self/fd): no path lookup, so nothing can be swapped in between. */
+int gofer_host_reopen(int fd_dir, int fd, int flags);
 /* pread, or pwrite when writing != 0. */
 ssize_t gofer_host_pio(int fd, char *buf, size_t count, int64_t offset, int writing);
 int gofer_host_fsync(int fd);

@@ -1,6 +1,6 @@
-"""The stock backend's GIL-free path (issue 13): FStat, WalkStat, PRead,
-PWrite, FSync, Getdents64 and Close on a host FD are served from request to
-response without the GIL, so a thread that holds the GIL (a Python
+"""The stock backend's GIL-free path (issue 13): FStat, WalkStat, OpenAt,
+PRead, PWrite, FSync, Getdents64 and Close on a host FD are served from
+request to response without the GIL, so a thread that holds the GIL (a Python
 extension, the logging of another connection) does not stop them, and
 channel threads serve in parallel.
 
@@ -36,10 +36,22 @@ CLIENT = textwrap.dedent("""
     pwrite = struct.pack("<QQI", 0, ofd, 5) + b"hello"
     fsync = struct.pack("<HQ", 1, ofd)
     walkstat = struct.pack("<QHH", c.root.control_fd, 1, 8) + b"file.txt"
-    done = {}
+    openat = struct.pack("<QI", walked[0].control_fd, os.O_RDONLY)
+    done, opened = {}, {}
+
+    def open_and_close(call):
+        rmid, resp, fds = call(w.OPEN_AT, openat)
+        assert rmid == w.OPEN_AT and len(fds) == 1, (rmid, resp, fds)
+        os.close(fds[0])
+        rmid, _, _ = call(w.CLOSE, struct.pack("<HQ", 1, struct.unpack("<Q", resp)[0]))
+        assert rmid == w.CLOSE
 
     def run(name, call):
         stamps = done[name] = []
+        # An FD opened without the GIL waits for the next GIL request to be
+        # adopted (at most 128 wait), and this client makes none: one a
+        # tenth of a second, 30 in all per thread.
+        opens = opened[name] = []
         # A directory FD of its own: another thread's read moves the offset.
         dfd = dfds.pop()
         getdents = struct.pack("<QiI", dfd, -65536, 0)      # from the start
@@ -55,6 +67,9 @@ CLIENT = textwrap.dedent("""
                 if mid == w.WALK_STAT:
                     assert resp[:2] == b"\\x01\\x00", resp
             stamps.append(time.monotonic())
+            if stamps[-1] > (opens[-1] if opens else 0) + 0.1:
+                open_and_close(call)
+                opens.append(time.monotonic())
 
     def over_socket(mid, payload):
         return c.raw(mid, payload, header=struct.pack("<IHH", len(payload), mid, 0))
@@ -69,7 +84,7 @@ CLIENT = textwrap.dedent("""
     for t in threads:
         t.join()
     c.close()
-    print(json.dumps(done), flush=True)
+    print(json.dumps([done, opened]), flush=True)
 """)
 
 
@@ -104,12 +119,14 @@ def test_channels_and_socket_are_served_while_another_thread_holds_the_gil(servi
         child.kill()
         child.wait()
     assert child.returncode == 0
-    done = json.loads(out)
+    done, opened = json.loads(out)
     assert sorted(done) == ["channel0", "channel1", "socket"]
     # Each of the three made progress while the GIL was held here (the old
-    # core, which took the GIL for every request, made none).
+    # core, which took the GIL for every request, made none), opening FDs too.
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in done.items()}
     assert all(n >= 10 for n in inside.values()), inside
+    inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in opened.items()}
+    assert all(n >= 3 for n in inside.values()), inside
     assert (tree / "file.txt").read_bytes().startswith(b"hello")
 
 
@@ -137,4 +154,35 @@ def test_a_gil_free_close_leaves_a_bounded_number_of_fds_to_release(tmp_path, co
     c.close_fds(*ids[200:])
     assert open_fds() == base + 100
     c.call(w.FSTATFS, fd=root)                      # on the GIL path
+    assert open_fds() == base
+
+
+def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, connect):
+    """OpenAt on a stock-backend file is served without the GIL: the new FD
+    has no FD object until the connection's next request that takes the GIL
+    adopts it, and one closed before that is released then. At most 128
+    wait: an OpenAt past that is answered on the GIL path, which adopts them
+    all first."""
+    (tmp_path / "f").write_bytes(b"0123456789")
+    c = connect(tmp_path)
+    root = c.root.control_fd
+    f = c.walk(root, [b"f"])[1][0].control_fd
+    base = open_fds()
+    most = 0
+    for _ in range(200):
+        ofd, host_fd = c.open_at(f, os.O_RDONLY)
+        os.close(host_fd)
+        c.close_fds(ofd)
+        most = max(most, open_fds())
+    assert most == base + 128
+    c.call(w.FSTATFS, fd=root)                      # on the GIL path: adopts, releases
+    assert open_fds() == base
+    # An adopted FD is the backend's like any other: a GIL-only RPC uses it.
+    ofd, host_fd = c.open_at(f, os.O_RDWR)
+    os.close(host_fd)
+    assert c.pread(ofd, 2, 3) == b"234"             # GIL-free, before adoption
+    c.call(w.FALLOCATE, fd=ofd, mode=0, offset=0, length=100)
+    assert (tmp_path / "f").stat().st_size == 100
+    c.close_fds(ofd)
+    c.call(w.FSTATFS, fd=root)
     assert open_fds() == base

@@ -407,6 +407,7 @@ def test_close_while_a_gil_free_read_is_held(tmp_path, stall_shim):
         assert c.start_channels(1) == 1
         f = walk(c, b"file.txt")
         rw = c.open_at(f, os.O_RDONLY)[0]
+        c.call(w.FSTATFS, fd=c.root.control_fd)         # adopts the FD OpenAt made
         (stalls / "arm.pread").touch()
         read = Pending(lambda: c.pread(rw, 0, 5))       # takes the channel
         wait_until((stalls / "stuck").exists, "the gofer reaches pread")

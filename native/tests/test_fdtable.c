@@ -3,13 +3,15 @@
  * A random sequence of adds and removes is checked against a plain array
  * (collisions and backward-shift deletion across the wrap included), then
  * threads take and drop uses while the main thread removes entries, as
- * GIL-free requests race Close. */
+ * GIL-free requests race Close; the full table, and the queues of FDs to
+ * release and to adopt. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 
 #include "fdtable.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -43,9 +45,10 @@ static int test_model(void)
     srand(1);
     for (int step = 0; step < 200000; step++) {
         int i = rand() % N;
-        fds[i].id = id_of(i);
         if (!in[i] && rand() % 3) {
-            CHECK(gofer_fdtable_add(&t, &fds[i]) == 0);
+            t.next_id = id_of(i);          /* spread, as above */
+            atomic_store(&fds[i].users, 0);
+            CHECK(gofer_fdtable_add(&t, &fds[i], N) == 0 && fds[i].id == id_of(i));
             in[i] = 1;
             count++;
         } else if (in[i]) {
@@ -92,11 +95,14 @@ static int test_uses_race_removal(void)
     pthread_t th[3];
     CHECK(gofer_fdtable_init(&shared) == 0);
     for (int i = 0; i < N; i++) {
-        fds[i].id = id_of(i);
         atomic_store(&released[i], 0);
-        CHECK(gofer_fdtable_add(&shared, &fds[i]) == 0);
+        atomic_store(&fds[i].users, 0);
+        shared.next_id = id_of(i);
+        CHECK(gofer_fdtable_add(&shared, &fds[i], N) == 0);
         CHECK(atomic_load(&fds[i].users) == 1);
     }
+    gofer_fd extra;
+    CHECK(gofer_fdtable_add(&shared, &extra, N) == -EMFILE);   /* full */
     for (int k = 0; k < 3; k++)
         pthread_create(&th[k], NULL, user, (void *)(uintptr_t)(k + 1));
     for (int i = 0; i < N; i++) {
@@ -146,6 +152,38 @@ static int test_deferred(void)
     return 1;
 }
 
+/* Adoptions: each queued entry comes back once, with the queue's use. */
+static void *adopter(void *arg)
+{
+    int k = (int)(uintptr_t)arg;
+    for (int i = k; i < N; i += 3) {
+        atomic_store(&fds[i].users, 2);          /* the table's and the queue's */
+        gofer_fdtable_queue_adoption(&shared, &fds[i]);
+    }
+    return NULL;
+}
+
+static int test_adoptions(void)
+{
+    pthread_t th[3];
+    CHECK(gofer_fdtable_init(&shared) == 0);
+    CHECK(gofer_fdtable_take_adoptions(&shared) == NULL);
+    for (int k = 0; k < 3; k++)
+        pthread_create(&th[k], NULL, adopter, (void *)(uintptr_t)k);
+    for (int k = 0; k < 3; k++)
+        pthread_join(th[k], NULL);
+    CHECK(gofer_fdtable_nadoptions(&shared) == N);
+    for (int i = 0; i < N; i++)
+        atomic_store(&released[i], 0);
+    for (gofer_fd *f = gofer_fdtable_take_adoptions(&shared); f != NULL; f = f->next_adoption)
+        atomic_fetch_add(&released[f - fds], 1);
+    for (int i = 0; i < N; i++)
+        CHECK(atomic_load(&released[i]) == 1 && atomic_load(&fds[i].users) == 2);
+    CHECK(gofer_fdtable_nadoptions(&shared) == 0 && gofer_fdtable_take_adoptions(&shared) == NULL);
+    gofer_fdtable_destroy(&shared);
+    return 1;
+}
+
 static void run(const char *name, int (*fn)(void))
 {
     if (fn()) {
@@ -161,6 +199,7 @@ int main(void)
     run("model", test_model);
     run("uses_race_removal", test_uses_race_removal);
     run("deferred", test_deferred);
+    run("adoptions", test_adoptions);
     printf("fdtable: %d passed, %d failed\n", n_passed, n_failed);
     return n_failed ? 1 : 0;
 }

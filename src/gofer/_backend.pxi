@@ -286,6 +286,24 @@ cdef class ControlFDImpl:
         later. It must stay open until c_close."""
         return -1
 
+    cdef const int* c_reopen_dir(self) noexcept:
+        """NULL, or, with c_host_fd, where to find the FD of a directory of
+        this process's FDs (/proc/self/fd) when OpenAt on this file is
+        exactly: a reopen of the host FD through it with the client's
+        access mode and O_TRUNC (openat(dir, "N"); native/hostcalls.h), and
+        for a regular file a dup of the new FD donated (the stock
+        backend's, for regular files and directories but the mount point).
+        The core then serves OpenAt itself, without the GIL, and later
+        hands the new FD to c_adopt_open. Read when the FD is made; what it
+        points to must stay valid while the server runs."""
+        return NULL
+
+    cdef object c_adopt_open(self, int host_fd):
+        """The OpenFDImpl for `host_fd`, which the core opened as
+        c_reopen_dir says, and whose OpenAt it has answered; it is the
+        impl's from now on (its c_host_fd must return it until c_close)."""
+        raise NotImplementedError("c_reopen_dir without c_adopt_open")
+
 
 cdef class OpenFDImpl:
     """An open file of a backend (gVisor's OpenFDImpl)."""

@@ -54,7 +54,6 @@ cdef class Connection:
     cdef readonly bytes mount_path
     cdef gofer_fdtable fds         # FDID -> FD, shared with the fast path
     cdef gofer_fast fast            # native/fastpath.h: served without the GIL
-    cdef uint64_t next_fdid
     cdef uint32_t max_msg
     cdef bint readonly
     cdef bint supported[MAX_MID + 1]
@@ -87,11 +86,13 @@ cdef class Connection:
         if not mp.startswith(b"/"):
             raise ValueError("mount path must be absolute: %r" % (mount_path,))
         self.mount_path = mp
-        self.next_fdid = 1
         self.max_msg = opts.max_message_size
         self.readonly = opts.readonly
         self.fast.rename_lock = &server.rename_lock
         self.fast.max_msg = self.max_msg
+        self.fast.max_fds = opts.max_fds
+        self.fast.readonly = opts.readonly
+        self.fast.open_on_deleted = opts.open_on_deleted
         self.sock = -1
         self.trace = log.isEnabledFor(logging.DEBUG)
         self.channels = []
@@ -116,19 +117,17 @@ cdef class Connection:
         """Gives `fd` (whose references are already taken) an FDID, with the
         host FD the fast path may use and the node whose lock it takes; past
         the connection's limit it is released and EMFILE raised."""
-        if gofer_fdtable_count(&self.fds) >= <size_t>self.opts.max_fds:
-            fd.refs = 1
-            fd_decref(fd)
-            raise OSError(E.EMFILE, "too many open FDs on this connection")
-        fd.id = fd.c.id = self.next_fdid
         fd.c.host_fd = host_fd
         fd.c.node_lock = &node.op_lock
         fd.c.node_deleted = <const int*>&node.deleted     # a bint is a C int
-        if gofer_fdtable_add(&self.fds, &fd.c):
+        cdef int rc = gofer_fdtable_add(&self.fds, fd.c, self.opts.max_fds)
+        if rc < 0:
             fd.refs = 1
             fd_decref(fd)
+            if rc == -E.EMFILE:
+                raise OSError(E.EMFILE, "too many open FDs on this connection")
             raise MemoryError()
-        self.next_fdid += 1
+        fd.id = fd.c.id
         fd.refs += 1
         Py_INCREF(fd)                   # the table's, dropped by fd_release
         return fd.id
@@ -141,7 +140,10 @@ cdef class Connection:
         fd.ftype = mode & S_IFMT
         fd.c.kind = GOFER_FD_CONTROL
         fd.c.is_dir = fd.is_dir()
-        self.add_fd(fd, impl.c_host_fd(), node)
+        cdef int host_fd = impl.c_host_fd()
+        if host_fd >= 0:
+            fd.c.reopen_dir = impl.c_reopen_dir()
+        self.add_fd(fd, host_fd, node)
         return fd
 
     cdef int remove_fd(self, uint64_t fdid) except -1:
@@ -155,7 +157,11 @@ cdef class Connection:
         err), referenced in `o` until the request is answered (None: kind
         not checked). Holding the GIL, no Close can release it meanwhile."""
         cdef gofer_fd* c = gofer_fdtable_get(&self.fds, fdid)
-        if c == NULL:
+        if c != NULL and c.owner == NULL:
+            # Made by the fast path since this request began: adopt it now.
+            self.adopt_pending()
+            c = gofer_fdtable_get(&self.fds, fdid)
+        if c == NULL or c.owner == NULL:
             err[0] = E.EBADF
             return None
         fd = <FD>c.owner
@@ -174,9 +180,54 @@ cdef class Connection:
             fd_release(c)
             c = rest
 
+    cdef void adopt_pending(self) noexcept:
+        """Gives the open FDs the fast path made (OpenAt) their FD objects."""
+        cdef gofer_fd* c = gofer_fdtable_take_adoptions(&self.fds)
+        cdef gofer_fd* rest
+        while c != NULL:
+            rest = c.next_adoption
+            self.adopt(c)
+            if gofer_fd_unuse(c):       # the queue's use
+                fd_release(c)
+            c = rest
+
+    cdef void adopt(self, gofer_fd* c) noexcept:
+        """An OpenFD for entry c, with its backend's OpenFDImpl of c's host
+        FD; the entry's use of its control FD becomes the OpenFD's
+        reference. Should that fail, c leaves the table and is released as
+        it is (fd_release)."""
+        cdef gofer_fd* control = c.control
+        cdef ControlFD cfd = <ControlFD>control.owner
+        cdef OpenFD ofd
+        try:
+            impl = cfd.impl.c_adopt_open(c.host_fd)
+            if not isinstance(impl, OpenFDImpl):
+                raise TypeError("c_adopt_open gave %s" % type(impl).__name__)
+            ofd = OpenFD.__new__(OpenFD)
+        except BaseException:
+            log.exception("adopting FD %d", c.id)
+            if gofer_fdtable_remove(&self.fds, c.id) == c:
+                gofer_fd_unuse(c)       # the table's; the queue's is the caller's
+            return
+        free(ofd.c)
+        ofd.c = c
+        c.owner = <void*>ofd
+        c.control = NULL
+        ofd.id = c.id
+        ofd.impl = <OpenFDImpl>impl
+        ofd.readable = c.readable
+        ofd.writable = c.writable
+        ofd.control = cfd
+        cfd.refs += 1
+        ofd.refs = 1                    # the table's
+        Py_INCREF(ofd)                  # the table's, dropped by fd_release
+        if gofer_fd_unuse(control):
+            fd_release(control)
+
     def close_all(self):
         """Releases every FD of this connection (at teardown)."""
         cdef size_t cap, i
+        self.adopt_pending()
         cdef gofer_fd** slot = gofer_fdtable_take_all(&self.fds, &cap)
         for i in range(cap):
             if slot[i] != NULL and gofer_fd_unuse(slot[i]):
@@ -196,6 +247,7 @@ cdef class Connection:
         cdef Reader r
         cdef int err, i
         cdef uint64_t start = gofer_now_ns() if self.trace else 0
+        self.adopt_pending()
         self.release_deferred()
         r.buf = req
         r.len = n
@@ -267,10 +319,15 @@ cdef class Connection:
         if not self.mounted or self.trace or n > self.max_msg or mid > MAX_MID or \
                 not self.supported[mid] or (self.readonly and MUTATING[mid]):
             return -1
-        rmid = gofer_fast_handle(&self.fast, mid, req, n, o.w.buf, o.w.cap, &outlen)
+        cdef int donated
+        rmid = gofer_fast_handle(&self.fast, mid, req, n, o.w.buf, o.w.cap, &outlen, &donated)
         if rmid != GOFER_FAST_DECLINED:
             o.w.len = outlen
             o.nfds = 0
+            if donated >= 0:
+                prepare_donated(donated)
+                o.fds[0] = donated
+                o.nfds = 1
         return rmid
 
     # ------------------------------------------------------------ transport

@@ -5,12 +5,19 @@ cdef class FD:
     cdef uint64_t id
     cdef Py_ssize_t refs
     # Its entry in the connection's table (native/fdtable.h): what the
-    # GIL-free fast path reads, and that path's count of uses.
-    cdef gofer_fd c
+    # GIL-free fast path reads, and that path's count of uses. Its own, or
+    # one the fast path made and the connection adopted (Connection.adopt).
+    cdef gofer_fd* c
 
     def __cinit__(self):
+        self.c = <gofer_fd*>calloc(1, sizeof(gofer_fd))
+        if self.c == NULL:
+            raise MemoryError()
         self.c.owner = <void*>self
         self.c.host_fd = -1
+
+    def __dealloc__(self):
+        free(self.c)
 
 
 cdef class ControlFD(FD):
@@ -54,8 +61,19 @@ cdef void fd_decref(FD fd) noexcept:
 
 cdef void fd_release(gofer_fd* c) noexcept:
     """Releases an FD after the last use of its table entry: the table's
-    reference and the Python object the table kept."""
-    cdef FD fd = <FD>c.owner
+    reference and the Python object the table kept; or, for an entry the
+    fast path made that was never adopted, its host FD and its use of its
+    control FD."""
+    cdef FD fd
+    cdef gofer_fd* control
+    if c.owner == NULL:
+        close(c.host_fd)
+        control = c.control
+        free(c)
+        if gofer_fd_unuse(control):
+            fd_release(control)
+        return
+    fd = <FD>c.owner
     fd_decref(fd)
     Py_DECREF(fd)
 

@@ -51,19 +51,23 @@ cdef extern from "fdtable.h" nogil:
         uint8_t kind, readable, writable, is_dir
         pthread_rwlock_t* node_lock
         const int* node_deleted
+        const int* reopen_dir
         void* owner
+        gofer_fd* control
         gofer_fd* next_deferred
+        gofer_fd* next_adoption
     ctypedef struct gofer_fdtable:
         pass
     int gofer_fdtable_init(gofer_fdtable* t)
     void gofer_fdtable_destroy(gofer_fdtable* t)
     size_t gofer_fdtable_count(gofer_fdtable* t)
-    int gofer_fdtable_add(gofer_fdtable* t, gofer_fd* f)
+    int gofer_fdtable_add(gofer_fdtable* t, gofer_fd* f, size_t max)
     gofer_fd* gofer_fdtable_get(gofer_fdtable* t, uint64_t id)
     gofer_fd* gofer_fdtable_remove(gofer_fdtable* t, uint64_t id)
     gofer_fd** gofer_fdtable_take_all(gofer_fdtable* t, size_t* cap)
     bint gofer_fd_unuse(gofer_fd* f)
     gofer_fd* gofer_fdtable_take_deferred(gofer_fdtable* t)
+    gofer_fd* gofer_fdtable_take_adoptions(gofer_fdtable* t)
 
 cdef extern from "fastpath.h" nogil:
     enum:
@@ -72,6 +76,8 @@ cdef extern from "fastpath.h" nogil:
         gofer_fdtable* fds
         pthread_rwlock_t* rename_lock
         uint32_t max_msg
+        size_t max_fds
+        uint8_t readonly, open_on_deleted
         void (*release)(gofer_fd* f) noexcept nogil
     int gofer_fast_handle(const gofer_fast* c, uint16_t mid, const char* req, size_t n,
-                          char* out, size_t cap, size_t* outlen)
+                          char* out, size_t cap, size_t* outlen, int* donated)

@@ -35,6 +35,8 @@ cdef class ControlFDImpl:
     cdef object c_open(self, uint32_t flags, int* host_fd)
     cdef int c_close(self) except -1
     cdef int c_host_fd(self) noexcept
+    cdef const int* c_reopen_dir(self) noexcept
+    cdef object c_adopt_open(self, int host_fd)
 
 
 cdef class OpenFDImpl:

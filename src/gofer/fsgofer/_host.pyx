@@ -70,6 +70,7 @@ cdef extern from "hostcalls.h" nogil:
     int gofer_host_fstat(int fd, lisafs_statx* out)
     int gofer_host_control_stat(int fd, lisafs_statx* out)
     int gofer_host_walk(int dirfd, const char* name, lisafs_statx* out)
+    int gofer_host_reopen(int fd_dir, int fd, int flags)
     Py_ssize_t gofer_host_pio(int fd, char* buf, size_t count, int64_t offset, int writing)
     int gofer_host_fsync(int fd)
     int gofer_host_getdents64(int fd, int32_t count, int seek0, char* out, size_t cap,
@@ -108,13 +109,11 @@ cdef int reopen_fd(int fd, int flags) except -1:
     """A new open file description of the file open at `fd`, with `flags`
     (O_CLOEXEC added), through this process's FD directory: no path lookup,
     so nothing can be swapped in between."""
-    cdef bytes name = str(fd).encode()
-    cdef const char* c_name = name
     cdef int nfd
     with nogil:
-        nfd = openat(_proc_self_fd, c_name, flags | O_CLOEXEC)
+        nfd = gofer_host_reopen(_proc_self_fd, fd, flags)
     if nfd < 0:
-        raise_errno(errno)
+        raise_errno(-nfd)
     return nfd
 
 
@@ -209,6 +208,18 @@ cdef class HostControlFD(ControlFDImpl):
         # The core serves FStat itself, unless a subclass may answer
         # otherwise (a Python override would be bypassed).
         return self.fd if type(self) is HostControlFD else -1
+
+    cdef const int* c_reopen_dir(self) noexcept:
+        # OpenAt is exactly c_open's reopen (and dup, for a regular file)
+        # but for FIFOs, sockets, devices and the mount point.
+        if (self.ftype == S_IFREG or self.ftype == S_IFDIR) and not self.is_mount_point:
+            return &_proc_self_fd
+        return NULL
+
+    cdef object c_adopt_open(self, int host_fd):
+        cdef HostOpenFD ofd = HostOpenFD.__new__(HostOpenFD)
+        ofd.fd = host_fd
+        return ofd
 
     cdef object c_walk(self, bytes name, lisafs_statx* out):
         cdef const char* c_name = PyBytes_AS_STRING(name)
