@@ -297,8 +297,14 @@ static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, si
     }
     lisafs_st64(out, o->id);
     *outlen = 8;
-    if (!o->is_dir)
-        *donated = dup(fd);         /* none if that fails, as the GIL path */
+    if (!o->is_dir) {
+        /* Donated as the core prepares every donated FD: non-blocking (the
+         * open file description is the client's too; not at the open,
+         * which must wait for a lease break as gVisor's does) and
+         * close-on-exec. None if the dup fails, as on the GIL path. */
+        fcntl(fd, F_SETFL, O_NONBLOCK);     /* flags holds no other status flag */
+        *donated = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    }
     /* From here on the entry is the adopter's and Close's. */
     gofer_fdtable_queue_adoption(c->fds, o);
     return MID_OPEN_AT;

@@ -42,8 +42,8 @@ typedef struct gofer_fast {
 
 /* Serves request `mid` (payload req[0, n)) into out[0, cap): returns the
  * response MID (0: an errno as the payload) with its length in *outlen, or
- * GOFER_FAST_DECLINED. *donated is a host FD the response donates (the
- * caller sends and closes it), or -1. */
+ * GOFER_FAST_DECLINED. *donated is a host FD the response donates, or -1;
+ * the caller sends and closes it, already non-blocking and close-on-exec. */
 int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t n,
                       char *out, size_t cap, size_t *outlen, int *donated);
 

@@ -26,10 +26,7 @@ int gofer_fdtable_init(gofer_fdtable *t)
     t->slot = NULL;
     t->cap = 0;
     t->n = 0;
-    t->deferred = NULL;
-    t->ndeferred = 0;
-    t->adoptions = NULL;
-    t->nadoptions = 0;
+    t->deferred = t->adoptions = (gofer_fdqueue){NULL, 0};
     t->next_id = 1;
     return -pthread_mutex_init(&t->mu, NULL);
 }
@@ -158,50 +155,50 @@ gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap)
     return slot;
 }
 
-void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f)
+static void push(gofer_fdtable *t, gofer_fdqueue *q, gofer_fd *f, gofer_fd **link)
 {
     pthread_mutex_lock(&t->mu);
-    f->next_deferred = t->deferred;
-    t->deferred = f;
-    t->ndeferred++;
+    *link = q->head;
+    q->head = f;
+    q->n++;
     pthread_mutex_unlock(&t->mu);
+}
+
+static gofer_fd *take(gofer_fdtable *t, gofer_fdqueue *q)
+{
+    pthread_mutex_lock(&t->mu);
+    gofer_fd *list = q->head;
+    *q = (gofer_fdqueue){NULL, 0};
+    pthread_mutex_unlock(&t->mu);
+    return list;
+}
+
+void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f)
+{
+    push(t, &t->deferred, f, &f->next_deferred);
 }
 
 size_t gofer_fdtable_ndeferred(gofer_fdtable *t)
 {
-    return locked_read(t, &t->ndeferred);
+    return locked_read(t, &t->deferred.n);
 }
 
 gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t)
 {
-    pthread_mutex_lock(&t->mu);
-    gofer_fd *list = t->deferred;
-    t->deferred = NULL;
-    t->ndeferred = 0;
-    pthread_mutex_unlock(&t->mu);
-    return list;
+    return take(t, &t->deferred);
 }
 
 void gofer_fdtable_queue_adoption(gofer_fdtable *t, gofer_fd *f)
 {
-    pthread_mutex_lock(&t->mu);
-    f->next_adoption = t->adoptions;
-    t->adoptions = f;
-    t->nadoptions++;
-    pthread_mutex_unlock(&t->mu);
+    push(t, &t->adoptions, f, &f->next_adoption);
 }
 
 size_t gofer_fdtable_nadoptions(gofer_fdtable *t)
 {
-    return locked_read(t, &t->nadoptions);
+    return locked_read(t, &t->adoptions.n);
 }
 
 gofer_fd *gofer_fdtable_take_adoptions(gofer_fdtable *t)
 {
-    pthread_mutex_lock(&t->mu);
-    gofer_fd *list = t->adoptions;
-    t->adoptions = NULL;
-    t->nadoptions = 0;
-    pthread_mutex_unlock(&t->mu);
-    return list;
+    return take(t, &t->adoptions);
 }

@@ -45,15 +45,19 @@ typedef struct gofer_fd {
     struct gofer_fd *next_adoption; /* in the table's list of FDs to adopt */
 } gofer_fd;
 
+/* A list of entries left for a thread with the GIL, and its length. */
+typedef struct gofer_fdqueue {
+    gofer_fd *head;
+    size_t n;
+} gofer_fdqueue;
+
 typedef struct gofer_fdtable {
     pthread_mutex_t mu;
     gofer_fd **slot;                /* open addressing, linear probing */
     size_t cap;                     /* 0 or a power of two */
     size_t n;
-    gofer_fd *deferred;             /* last use dropped without the GIL */
-    size_t ndeferred;
-    gofer_fd *adoptions;            /* made without the GIL, no owner yet */
-    size_t nadoptions;
+    gofer_fdqueue deferred;         /* last use dropped without the GIL */
+    gofer_fdqueue adoptions;        /* made without the GIL, no owner yet */
     uint64_t next_id;               /* the next FDID handed out */
 } gofer_fdtable;
 

@@ -325,7 +325,6 @@ cdef class Connection:
             o.w.len = outlen
             o.nfds = 0
             if donated >= 0:
-                prepare_donated(donated)
                 o.fds[0] = donated
                 o.nfds = 1
         return rmid

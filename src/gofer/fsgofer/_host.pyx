@@ -123,6 +123,16 @@ def reopen(int fd, int flags):
     return reopen_fd(fd, flags)
 
 
+cdef inline void close_once(int* fd) noexcept:
+    """Closes *fd if it is open, and marks it closed; without the GIL, as
+    the last close of a file may flush it to the host."""
+    cdef int f = fd[0]
+    if f >= 0:
+        fd[0] = -1
+        with nogil:
+            close(f)
+
+
 cdef inline int raise_errno(int err) except -1:
     raise OSError(err, os.strerror(err))
 
@@ -198,8 +208,7 @@ cdef class HostControlFD(ControlFDImpl):
         self.fd = -1
 
     def __dealloc__(self):
-        if self.fd >= 0:
-            close(self.fd)
+        close_once(&self.fd)
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
         return fstatx(self.fd, out)
@@ -264,10 +273,7 @@ cdef class HostControlFD(ControlFDImpl):
         return _fd_path_prefix + str(self.fd).encode()
 
     cdef int c_close(self) except -1:
-        if self.fd >= 0:
-            with nogil:             # the last close may flush to the host
-                close(self.fd)
-            self.fd = -1
+        close_once(&self.fd)
         return 0
 
     # Python-level API, so tools and extensions can wrap the stock backend.
@@ -513,8 +519,7 @@ cdef class HostOpenFD(OpenFDImpl):
         self.fd = -1
 
     def __dealloc__(self):
-        if self.fd >= 0:
-            close(self.fd)
+        close_once(&self.fd)
 
     cdef int c_stat(self, lisafs_statx* out) except -1:
         return fstatx(self.fd, out)
@@ -538,10 +543,7 @@ cdef class HostOpenFD(OpenFDImpl):
         return 0
 
     cdef int c_close(self) except -1:
-        if self.fd >= 0:
-            with nogil:             # the last close may flush to the host
-                close(self.fd)
-            self.fd = -1
+        close_once(&self.fd)
         return 0
 
     cdef int c_host_fd(self) noexcept:
@@ -571,8 +573,7 @@ cdef class HostBoundSocketFD(BoundSocketFDImpl):
         self.fd = -1
 
     def __dealloc__(self):
-        if self.fd >= 0:
-            close(self.fd)
+        close_once(&self.fd)
 
     def listen(self, int backlog):
         cdef int rc
@@ -595,9 +596,7 @@ cdef class HostBoundSocketFD(BoundSocketFDImpl):
         return fd, b""
 
     def close(self):
-        if self.fd >= 0:
-            close(self.fd)
-            self.fd = -1
+        close_once(&self.fd)
 
 
 HOST_UDS = {"none": (False, False), "open": (True, False), "create": (False, True),
