@@ -1,7 +1,6 @@
 """Flipcall channels: the Channel RPC, RPCs and FD donation over shared
 memory, concurrency, teardown, and clients that die or break the protocol."""
 import errno
-import mmap
 import os
 import signal
 import socket
@@ -21,6 +20,7 @@ from gofer.lisafs import ConnectionImpl, ControlFDImpl, OpenFDImpl, Statx
 from gofer.service import Service
 from conftest import describe_fds, open_fds
 from test_server import same_file, wait_until
+from security.rawclient import RawChannel
 
 
 def test_channel_rpcs_match_the_socket(tree, connect):
@@ -220,55 +220,14 @@ def test_client_killed_mid_request(service):
 
 # ---------------------------------------------------------------- hostile windows
 
-def futex_wake(addr):
-    import cffi
-    ffi = cffi.FFI()
-    ffi.cdef("long syscall(long number, ...);")
-    libc = ffi.dlopen(None)
-    nr = {"x86_64": 202, "aarch64": 98}[os.uname().machine]
-    libc.syscall(ffi.cast("long", nr), ffi.cast("void *", addr), ffi.cast("int", 1),
-                 ffi.cast("int", 1000))
-
-
-class RawChannel:
-    """The client end of a channel driven by hand, to break the protocol."""
-
-    def __init__(self, client):
-        import cffi
-        resp, (memfd, sock) = client.call_fds(w.CHANNEL)
-        self.sock = sock
-        self.mm = mmap.mmap(memfd, resp["data_length"], mmap.MAP_SHARED,
-                            mmap.PROT_READ | mmap.PROT_WRITE, offset=resp["data_offset"])
-        os.close(memfd)
-        self.ffi = cffi.FFI()
-        self.addr = int(self.ffi.cast("uintptr_t", self.ffi.from_buffer(self.mm)))
-
-    def state(self):
-        return struct.unpack_from("<I", self.mm, 0)[0]
-
-    def send(self, data_len, payload=b"", state=1):
-        self.mm[16:16 + len(payload)] = payload
-        struct.pack_into("<I", self.mm, 4, data_len)
-        struct.pack_into("<I", self.mm, 0, state)
-        futex_wake(self.addr)
-
-    def handshake(self):
-        self.send(3, b"{}\n")
-        assert wait_until(lambda: self.state() == 0, 5)
-        assert self.mm[16:19] == b"{}\n"
-
-    def close(self):
-        self.mm.close()
-        os.close(self.sock)
-
-
 @pytest.mark.parametrize("attack", ["bad-state", "too-long", "too-short", "bad-handshake"])
 def test_hostile_window(tree, service, attack):
     before = baseline()
     ours, theirs = socket.socketpair()
     service.start(theirs.detach(), HostConnection(tree))
     c = Client(ours)
-    raw = RawChannel(c)
+    resp, (memfd, sock) = c.call_fds(w.CHANNEL)
+    raw = RawChannel(resp["data_offset"], resp["data_length"], memfd, sock)
     if attack == "bad-handshake":
         raw.send(5, b"nope!")
     else:

@@ -5,35 +5,17 @@ import itertools
 import os
 import shutil
 import socket
-import stat
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from security.rawclient import GoferServer, Raw, u64
+from security.rawclient import GoferServer, Raw, snapshot, u64
 from gofer import _wire as w
 
 SECRET = b"host secret, never to be read through the gofer\n"
 FILE = bytes(range(256)) * 16
 LOG_BUDGET = 16384          # log bytes one test may add, whatever it sends
-
-
-def snapshot(top):
-    """Every path under `top` with its type, mode, owner, size and content."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(p)
-            out[os.path.relpath(p, top)] = (st.st_mode, st.st_uid, st.st_gid, st.st_nlink, data)
-    return out
 
 
 class Served:

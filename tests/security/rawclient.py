@@ -1,19 +1,21 @@
 """A LISAFS client that sends whatever bytes it is given, for attacks.
 
 `Raw` speaks the socket framing (any header, any payload, any MID) and
-classifies each answer; `Raw.channel()` asks for a flipcall channel and
-returns a `RawChannel` driven by hand over its shared window (any dataLen,
-any connection state), or a `gofer._client.ChannelClient` for well-framed
+classifies each answer; `RawChannel(*raw.channel_fds())` drives a flipcall
+channel by hand over its shared window (any dataLen, any connection state),
+and `Raw.channel()` gives a `gofer._client.ChannelClient` for well-framed
 requests. `GoferServer` runs `gofer serve` (or gVisor's fsgofer through
 bench/peers/refgofer) on a scratch directory and reports the process's
-FDs, threads, RSS and log size. Nothing here knows the server: the same
-attacks run against both.
+FDs, threads, RSS and log size; `snapshot` records a host tree, to prove
+an attack changed nothing. Nothing here knows the server: the same attacks
+run against both.
 """
 import array
 import mmap
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -22,6 +24,26 @@ import time
 from gofer import _wire as w
 
 HEADER = struct.Struct("<IHH")
+
+
+def snapshot(top, nlink=True):
+    """Every path under `top` with its type, mode, owner, content and (with
+    `nlink`) link count."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            data = None
+            if stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    data = f.read()
+            elif stat.S_ISLNK(st.st_mode):
+                data = os.readlink(p)
+            out[os.path.relpath(p, top)] = (st.st_mode, st.st_uid, st.st_gid,
+                                            st.st_nlink if nlink else None, data)
+    return out
+
 NO_FD = 1 << 60                 # an FDID no server hands out
 # FDs the server may donate with each response (the Go client's wantFDs).
 WANT_FDS = {w.MOUNT: 1, w.CHANNEL: 2, w.OPEN_AT: 1, w.OPEN_CREATE_AT: 1, w.CONNECT: 1,
@@ -208,11 +230,13 @@ def futex_wake(addr):
 
 class RawChannel:
     """The client end of a channel driven by hand over its window (layout in
-    native/flipcall.h): any state word, any dataLen."""
+    native/flipcall.h): any state word, any dataLen. Takes what a Channel
+    RPC gave (`Raw.channel_fds()`): the window's offset and length in
+    `memfd`, and the fdchannel `sock`; owns both FDs."""
 
-    def __init__(self, raw):
+    def __init__(self, off, length, memfd, sock):
         import cffi
-        off, length, memfd, self.sock = raw.channel_fds()
+        self.sock = sock
         self.mm = mmap.mmap(memfd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE,
                             offset=off)
         os.close(memfd)

@@ -41,7 +41,7 @@ def fstat_ok(c):
 def test_hostile_window(world, attack):
     before = world.server.figures()
     c = world.connect()
-    ch = RawChannel(c)
+    ch = RawChannel(*c.channel_fds())
     fstat = struct.pack("<HBBQ", w.FSTAT, 0, 0, c.root)
     if attack == "bad-handshake":
         ch.send(5, b"nope!")
@@ -97,7 +97,7 @@ def test_channel_fds_never_collected(world):
     once it goes away."""
     before = world.server.figures()
     c = world.connect()
-    ch = RawChannel(c)
+    ch = RawChannel(*c.channel_fds())
     ch.handshake()
     file_ = c.walk(c.top, "file")[0]
     for _ in range(100):

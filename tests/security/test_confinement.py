@@ -20,6 +20,7 @@ from gofer import _wire as w
 from gofer.client import Client
 from gofer.sandbox import GOFER_CAPS, cap_mask, read_caps
 from runsc_start import RunscGofer
+from security.rawclient import snapshot
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="needs root: the gofer sets up its root in mount namespaces")
@@ -32,23 +33,6 @@ ROOTS = {  # name: (root.readonly, the root's --gofer-mount-confs entry)
 }
 DIRECTFS = {"directfs-default": (), "directfs-false": ("--directfs=false",)}
 UP = 12                                          # more `..` than any tree here is deep
-
-
-def snapshot(top):
-    """Every path under `top` with its type, mode, owner and content."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(top):
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            data = None
-            if stat.S_ISREG(st.st_mode):
-                with open(p, "rb") as f:
-                    data = f.read()
-            elif stat.S_ISLNK(st.st_mode):
-                data = os.readlink(p)
-            out[os.path.relpath(p, top)] = (st.st_mode, st.st_uid, st.st_gid, data)
-    return out
 
 
 class World:
@@ -103,9 +87,10 @@ class World:
                 "mounts": mounts}
         (tmp / "bundle" / "config.json").write_text(json.dumps(spec))
         self.confs = [root_conf] + ["lisafs:none"] * 5
-        self.before = {d: snapshot(d) for d in (self.outside, self.outside2, self.volro)}
+        self.before = {d: snapshot(d, nlink=False)
+                       for d in (self.outside, self.outside2, self.volro)}
         if self.root_readonly:
-            self.before[self.rootfs] = snapshot(self.rootfs)
+            self.before[self.rootfs] = snapshot(self.rootfs, nlink=False)
         self.tops = (self.rootfs, self.vol, self.volro, nested, m1, m2)
 
     def inside(self):
@@ -123,10 +108,10 @@ class World:
             if d == self.rootfs:
                 # Mount points are made in the rootfs before it is remounted
                 # read-only (as runsc does); nothing else may differ.
-                now = {k: v for k, v in snapshot(d).items() if k in snap}
+                now = {k: v for k, v in snapshot(d, nlink=False).items() if k in snap}
                 assert now == snap, d
             else:
-                assert snapshot(d) == snap, d
+                assert snapshot(d, nlink=False) == snap, d
         for planted in ("/" + self.secret_name, "/planted"):
             assert not os.path.lexists(planted)
 

@@ -56,10 +56,10 @@ def phase(world, i):
         elif p == 6:
             c.walk(c.root, world.name, "dir", "inner")      # holds FDs
         elif p == 7:
-            ch = RawChannel(c)                       # dies before the handshake
+            ch = RawChannel(*c.channel_fds())     # dies before the handshake
             ch.close()
         else:
-            ch = RawChannel(c)                       # dies mid-request on a channel
+            ch = RawChannel(*c.channel_fds())     # dies mid-request on a channel
             ch.handshake()
             req = struct.pack("<HBBQ", w.FSTAT, 0, 0, c.root)
             ch.send(len(req), req)
