@@ -127,10 +127,9 @@ cdef class Connection:
             if rc == -E.EMFILE:
                 raise OSError(E.EMFILE, "too many open FDs on this connection")
             raise MemoryError()
-        fd.id = fd.c.id
         fd.refs += 1
         Py_INCREF(fd)                   # the table's, dropped by fd_release
-        return fd.id
+        return fd.c.id
 
     cdef ControlFD new_control_fd(self, Node node, ControlFDImpl impl, uint16_t mode):
         """Wraps `impl` at `node` (a reference on node already taken)."""
@@ -213,10 +212,7 @@ cdef class Connection:
         ofd.c = c
         c.owner = <void*>ofd
         c.control = NULL
-        ofd.id = c.id
         ofd.impl = <OpenFDImpl>impl
-        ofd.readable = c.readable
-        ofd.writable = c.writable
         ofd.control = cfd
         cfd.refs += 1
         ofd.refs = 1                    # the table's
@@ -295,8 +291,8 @@ cdef class Connection:
         ofd.control = cfd
         cfd.refs += 1
         ofd.impl = <OpenFDImpl>impl
-        ofd.readable = ofd.c.readable = acc == O_RDONLY or acc == O_RDWR
-        ofd.writable = ofd.c.writable = acc == O_WRONLY or acc == O_RDWR
+        ofd.c.readable = acc == O_RDONLY or acc == O_RDWR
+        ofd.c.writable = acc == O_WRONLY or acc == O_RDWR
         ofd.c.kind = GOFER_FD_OPEN
         ofd.c.is_dir = cfd.is_dir()
         return self.add_fd(ofd, ofd.impl.c_host_fd(), cfd.node)

@@ -2,11 +2,10 @@
 # the references a request holds until its response is out.
 
 cdef class FD:
-    cdef uint64_t id
     cdef Py_ssize_t refs
-    # Its entry in the connection's table (native/fdtable.h): what the
-    # GIL-free fast path reads, and that path's count of uses. Its own, or
-    # one the fast path made and the connection adopted (Connection.adopt).
+    # Its entry in the connection's table (native/fdtable.h): its FDID, what
+    # the GIL-free fast path reads, and that path's count of uses. Its own,
+    # or one the fast path made and the connection adopted (Connection.adopt).
     cdef gofer_fd* c
 
     def __cinit__(self):
@@ -32,7 +31,6 @@ cdef class ControlFD(FD):
 cdef class OpenFD(FD):
     cdef ControlFD control
     cdef OpenFDImpl impl
-    cdef bint readable, writable
 
 
 cdef class BoundSocketFD(FD):
@@ -56,7 +54,7 @@ cdef void fd_decref(FD fd) noexcept:
             (<BoundSocketFD>fd).impl.close()
             fd_decref((<BoundSocketFD>fd).control)
     except Exception:
-        log.exception("closing FD %d", fd.id)
+        log.exception("closing FD %d", fd.c.id)
 
 
 cdef void fd_release(gofer_fd* c) noexcept:

@@ -63,7 +63,7 @@ cdef ControlFD new_child(Connection conn, ControlFD parent, bytes name, res, Out
     _statx_out(stx, &st)
     cdef ControlFD f = conn.new_control_fd(node_child(parent.node, name), <ControlFDImpl>child,
                                            st.mode)
-    w_inode(&o.w, f.id, &st)
+    w_inode(&o.w, f.c.id, &st)
     return f
 
 
@@ -123,7 +123,7 @@ cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
         raise
     fd = conn.new_control_fd(node, <ControlFDImpl>res, st.mode)
     conn.mounted = True
-    w_inode(&o.w, fd.id, &st)
+    w_inode(&o.w, fd.c.id, &st)
     w_u32(&o.w, conn.max_msg)
     w_u16(&o.w, len(conn.supported_list))
     for m in conn.supported_list:
@@ -203,8 +203,8 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
                 break
             node = node_child(cur.node, name)
             cur = conn.new_control_fd(node, <ControlFDImpl>child, st.mode)
-            created.append(cur.id)
-            w_inode(&o.w, cur.id, &st)
+            created.append(cur.c.id)
+            w_inode(&o.w, cur.c.id, &st)
             walked += 1
     except BaseException:
         err = -1
@@ -335,7 +335,7 @@ cdef int h_pread(Connection conn, Reader* r, Out* o) except -1:
     cdef uint32_t count = r_u32(r)
     if fd is None:
         return err
-    if not fd.readable:
+    if not fd.c.readable:
         return E.EBADF
     if 8 + <uint64_t>count > conn.max_msg:
         return E.ENOBUFS
@@ -361,7 +361,7 @@ cdef int h_pwrite(Connection conn, Reader* r, Out* o) except -1:
     cdef const char* data = r_bytes(r, count)
     if fd is None:
         return err
-    if not fd.writable:
+    if not fd.c.writable:
         return E.EBADF
     if offset < 0:
         return E.EINVAL             # see OFF_MAX
@@ -652,7 +652,7 @@ cdef int h_fallocate(Connection conn, Reader* r, Out* o) except -1:
     cdef uint64_t offset = r_u64(r)
     cdef uint64_t length = r_u64(r)
     cdef OpenFD of = <OpenFD>need(conn, fdid, OpenFD, o)
-    if not of.writable:
+    if not of.c.writable:
         return E.EBADF
     cdef Node node = of.control.node
     lock(conn.server, node, WRITE)
