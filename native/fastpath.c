@@ -9,9 +9,13 @@
 
 #include "hostcalls.h"
 #include "lisafs_wire.h"
+#include "nodes.h"
+
+enum { WALK_SUCCESS = 0, WALK_COMPONENT_DOES_NOT_EXIST = 1, WALK_COMPONENT_SYMLINK = 2 };
 
 enum {
     MID_FSTAT = 3,
+    MID_WALK = 5,
     MID_WALK_STAT = 6,
     MID_OPEN_AT = 7,
     MID_CLOSE = 9,
@@ -45,14 +49,14 @@ static void lock(const gofer_fast *c, gofer_fd *f, int exclusive)
 {
     pthread_rwlock_rdlock(c->rename_lock);
     if (exclusive)
-        pthread_rwlock_wrlock(f->node_lock);
+        pthread_rwlock_wrlock(&f->node->lock);
     else
-        pthread_rwlock_rdlock(f->node_lock);
+        pthread_rwlock_rdlock(&f->node->lock);
 }
 
 static void unlock(const gofer_fast *c, gofer_fd *f)
 {
-    pthread_rwlock_unlock(f->node_lock);
+    pthread_rwlock_unlock(&f->node->lock);
     pthread_rwlock_unlock(c->rename_lock);
 }
 
@@ -157,6 +161,134 @@ static int walkable(const char *p, uint16_t n)
     return !(p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')));
 }
 
+/* Takes each FD the walk made out of the table again (an error answers the
+ * whole Walk): their ids are in the response so far. The adoption queue
+ * keeps them until the next thread with the GIL releases them. */
+static void unmake(const gofer_fast *c, const char *inodes, uint16_t n)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        gofer_fd *e = gofer_fdtable_remove(c->fds,
+                                           lisafs_ld64(inodes + i * sizeof(struct lisafs_inode)));
+        if (e != NULL && gofer_fd_unuse(e))
+            gofer_fdtable_defer(c->fds, e);
+    }
+}
+
+/* Walk: directory FDID u64, then a StringArray of names. Served from a
+ * directory whose backend lets the core walk the host below it
+ * (gofer_fd.host_tree): each step opens the name as the stock backend's
+ * c_walk does, under its parent's node lock, and makes the child's node
+ * and control FD entry, which waits for adoption as OpenAt's do. The
+ * answer is the GIL path's: a status, then an Inode per name walked. */
+static int walk(const gofer_fast *c, const char *req, size_t n, char *out, size_t cap,
+                size_t *outlen)
+{
+    if (n < 10)
+        return GOFER_FAST_DECLINED;
+    uint16_t count = lisafs_ld16(req + 8);
+    size_t need = 3 + (size_t)count * sizeof(struct lisafs_inode);
+    if (need > c->max_msg || need > cap ||
+        gofer_fdtable_nadoptions(c->fds) + count > GOFER_FAST_MAX_QUEUED)
+        return GOFER_FAST_DECLINED;                 /* EIO; or adopt first */
+    size_t pos = 10;
+    for (uint16_t i = 0; i < count; i++) {
+        if (n - pos < 2)
+            return GOFER_FAST_DECLINED;
+        uint16_t len = lisafs_ld16(req + pos);
+        if (n - pos - 2 < len || !walkable(req + pos + 2, len))
+            return GOFER_FAST_DECLINED;             /* EINVAL */
+        pos += 2 + (size_t)len;
+    }
+    gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
+    if (f == NULL)
+        return GOFER_FAST_DECLINED;
+    if (f->host_tree == NULL) {
+        unuse(c, f);
+        return GOFER_FAST_DECLINED;                 /* ENOTDIR, another backend */
+    }
+    /* cur: the directory walked from, with a use of this request's. */
+    gofer_fd *cur = f;
+    uint16_t ftype = S_IFDIR, walked = 0;
+    uint8_t status = WALK_SUCCESS;
+    int rc = 0;
+    pthread_rwlock_rdlock(c->rename_lock);
+    pos = 10;
+    for (uint16_t i = 0; i < count; i++) {
+        uint16_t l = lisafs_ld16(req + pos);
+        const char *name = req + pos + 2;
+        pos += 2 + (size_t)l;
+        if (ftype == S_IFLNK) {
+            status = WALK_COMPONENT_SYMLINK;
+            break;
+        }
+        char cname[256];
+        memcpy(cname, name, l);
+        cname[l] = 0;
+        struct lisafs_statx st;
+        gofer_node *node = NULL;
+        pthread_rwlock_rdlock(&cur->node->lock);
+        int hfd = gofer_node_deleted(cur->node) ? -ENOENT
+                                                : gofer_host_walk(cur->host_fd, cname, &st);
+        if (hfd >= 0 && (node = gofer_node_child(cur->node, name, l)) == NULL) {
+            close(hfd);
+            hfd = -ENOMEM;
+        }
+        pthread_rwlock_unlock(&cur->node->lock);
+        if (hfd == -ENOENT) {
+            status = WALK_COMPONENT_DOES_NOT_EXIST;
+            break;
+        }
+        gofer_fd *e = hfd < 0 ? NULL : calloc(1, sizeof(*e));
+        if (e == NULL) {
+            rc = hfd < 0 ? hfd : -ENOMEM;
+            if (hfd >= 0) {
+                close(hfd);
+                gofer_node_decref(node);
+            }
+            break;
+        }
+        ftype = st.mode & S_IFMT;
+        e->host_fd = hfd;
+        e->kind = GOFER_FD_CONTROL;
+        e->ftype = ftype;
+        e->is_dir = ftype == S_IFDIR;
+        e->node = node;
+        e->reopen_dir = ftype == S_IFREG || ftype == S_IFDIR ? cur->host_tree : NULL;
+        e->host_tree = ftype == S_IFDIR ? cur->host_tree : NULL;
+        e->control = cur;
+        atomic_fetch_add(&cur->users, 1);           /* e's, until adopted */
+        atomic_store(&e->users, 2);                 /* the queue's and this walk's */
+        rc = gofer_fdtable_add(c->fds, e, c->max_fds);
+        if (rc < 0) {
+            close(hfd);
+            gofer_node_decref(node);
+            unuse(c, cur);
+            free(e);
+            break;
+        }
+        gofer_fdtable_queue_adoption(c->fds, e);
+        char *inode = out + 3 + (size_t)walked * sizeof(struct lisafs_inode);
+        lisafs_st64(inode, e->id);
+        memcpy(inode + 8, &st, sizeof(st));
+        walked++;
+        if (cur != f)
+            unuse(c, cur);
+        cur = e;
+    }
+    pthread_rwlock_unlock(c->rename_lock);
+    if (cur != f)
+        unuse(c, cur);
+    unuse(c, f);
+    if (rc < 0) {
+        unmake(c, out + 3, walked);
+        return answer_errno(out, outlen, -rc);
+    }
+    out[0] = (char)status;
+    lisafs_st16(out + 1, walked);
+    *outlen = 3 + (size_t)walked * sizeof(struct lisafs_inode);
+    return MID_WALK;
+}
+
 /* WalkStat: directory FDID u64, then a StringArray (u16 count, SizedStrings);
  * a path of [""] asks for the stat of the FD itself. The stats of the
  * start ("" first) and of each component walked, up to one that does not
@@ -192,7 +324,7 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
         return GOFER_FAST_DECLINED;                 /* ENOTDIR, from the GIL path */
     }
     lock(c, f, 0);
-    int deleted = __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE);
+    int deleted = gofer_node_deleted(f->node);
     int cur = f->host_fd, owned = -1, is_dir = f->is_dir, rc = 0;
     size_t len = 2;
     uint16_t nstats = 0;
@@ -271,7 +403,7 @@ static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, si
         return GOFER_FAST_DECLINED;                 /* EISDIR, ENOMEM */
     }
     lock(c, f, 0);
-    int fd = !c->open_on_deleted && __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE)
+    int fd = !c->open_on_deleted && gofer_node_deleted(f->node)
                  ? -EINVAL
                  : gofer_host_reopen(*f->reopen_dir, f->host_fd, (int)flags);
     unlock(c, f);
@@ -282,8 +414,7 @@ static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, si
         o->readable = acc == O_RDONLY || acc == O_RDWR;
         o->writable = acc == O_WRONLY || acc == O_RDWR;
         o->is_dir = f->is_dir;
-        o->node_lock = f->node_lock;
-        o->node_deleted = f->node_deleted;
+        o->node = f->node;                          /* the control FD's */
         o->control = f;                             /* with this request's use */
         atomic_store(&o->users, 1);                 /* for the adoption queue */
         rc = gofer_fdtable_add(c->fds, o, c->max_fds);
@@ -360,7 +491,7 @@ static int getdents(const gofer_fast *c, const char *req, size_t n, char *out, s
     if ((uint32_t)count > c->max_msg)
         count = (int32_t)c->max_msg;
     lock(c, f, 0);
-    int rc = __atomic_load_n(f->node_deleted, __ATOMIC_ACQUIRE)
+    int rc = gofer_node_deleted(f->node)
                  ? -EINVAL
                  : gofer_host_getdents64(f->host_fd, count, seek0, out, cap, outlen);
     unlock(c, f);
@@ -383,6 +514,8 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
         return pio(c, 1, req, n, out, cap, outlen);
     case MID_FSYNC:
         return fsync_all(c, req, n, out, outlen);
+    case MID_WALK:
+        return walk(c, req, n, out, cap, outlen);
     case MID_WALK_STAT:
         return walk_stat(c, req, n, out, cap, outlen);
     case MID_OPEN_AT:

@@ -1,10 +1,11 @@
 /* fastpath: the RPCs a connection serves from request to response without
  * the GIL, on FDs whose backend declared a host FD for them (the stock
  * backend; see ControlFDImpl.c_host_fd): FStat, WalkStat, PRead, PWrite,
- * FSync, Getdents64 and Close; and OpenAt where the backend lets the core
- * reopen the host FD itself (ControlFDImpl.c_reopen_dir): the new open FD
- * is made here, and the core adopts it (gives it its FD object) later, with
- * the GIL (fdtable.h).
+ * FSync, Getdents64 and Close; OpenAt where the backend lets the core
+ * reopen the host FD itself (ControlFDImpl.c_reopen_dir), and Walk where
+ * it lets the core walk the host (ControlFDImpl.c_host_tree): the new FDs
+ * (and nodes, nodes.h) are made here, and the core adopts the FDs (gives
+ * them their FD objects) later, with the GIL (fdtable.h).
  *
  * It serves only the ordinary case and declines everything else (an FDID
  * not in the table, an FD of another backend or kind, a short request, an
@@ -24,9 +25,10 @@
 
 #define GOFER_FAST_DECLINED (-1)
 /* FDs the fast path may leave queued per connection (fdtable.h), for
- * release after a Close and for adoption after an OpenAt: the next request
- * that holds the GIL takes both queues first; past this, Close or OpenAt
- * is declined, and so served with the GIL, which empties them. */
+ * release after a Close and for adoption after an OpenAt or Walk: the next
+ * request that holds the GIL takes both queues first; past this, Close,
+ * OpenAt or Walk is declined, and so served with the GIL, which empties
+ * them. */
 #define GOFER_FAST_MAX_QUEUED 128
 
 typedef struct gofer_fast {

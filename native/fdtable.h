@@ -10,9 +10,9 @@
  * Releasing takes the GIL: a thread without it may instead queue the entry
  * for the next thread that has it (gofer_fdtable_defer).
  *
- * The fast path may also make an open FD itself (OpenAt): an entry with no
- * owner yet, holding a use of its control FD's entry, queued with a use of
- * its own until a thread with the GIL gives it its FD object
+ * The fast path may also make FDs itself (OpenAt, Walk): an entry with no
+ * owner yet, holding a use of the entry it was made from, queued with a use
+ * of its own until a thread with the GIL gives it its FD object
  * (gofer_fdtable_take_adoptions).
  *
  * All functions return 0 or a negative errno where they can fail. */
@@ -33,14 +33,19 @@ typedef struct gofer_fd {
     uint8_t kind;                   /* GOFER_FD_* */
     uint8_t readable, writable;     /* open FDs: the access mode */
     uint8_t is_dir;                 /* of a directory */
-    pthread_rwlock_t *node_lock;    /* the lock of the node it refers to */
-    const int *node_deleted;        /* and its mark, set once, with the GIL */
+    uint16_t ftype;                 /* control FDs: the file's S_IFMT bits */
+    struct gofer_node *node;        /* the node it refers to (nodes.h) */
     /* Control FDs: the directory of this process's FDs through which the
      * fast path may serve OpenAt by reopening host_fd (ControlFDImpl.
      * c_reopen_dir), or NULL. */
     const int *reopen_dir;
+    /* Control FDs of directories: the reopen_dir of the files below, when
+     * the fast path may serve Walk from here (ControlFDImpl.c_host_tree). */
+    const int *host_tree;
     void *owner;                    /* the core's FD object; NULL until adopted */
-    struct gofer_fd *control;       /* not adopted yet: its control FD's entry */
+    /* Not adopted yet: the control FD's entry it was opened from, or the
+     * directory's it was walked to from, with a use. */
+    struct gofer_fd *control;
     struct gofer_fd *next_deferred; /* in the table's list of FDs to release */
     struct gofer_fd *next_adoption; /* in the table's list of FDs to adopt */
 } gofer_fd;

@@ -1,5 +1,5 @@
-"""The stock backend's GIL-free path (issue 13): FStat, WalkStat, OpenAt,
-PRead, PWrite, FSync, Getdents64 and Close on a host FD are served from
+"""The stock backend's GIL-free path (issue 13): FStat, Walk, WalkStat,
+OpenAt, PRead, PWrite, FSync, Getdents64 and Close on a host FD are served from
 request to response without the GIL, so a thread that holds the GIL (a Python
 extension, the logging of another connection) does not stop them, and
 channel threads serve in parallel.
@@ -8,6 +8,7 @@ The gofer runs in this process; the client runs in a child process, so that
 while this test holds the GIL the only thing that can answer the client is
 the gofer's GIL-free path.
 """
+import errno
 import json
 import os
 import socket
@@ -15,6 +16,8 @@ import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
 
 from gofer import _wire as w
 from gofer._server import ConnectionOpts
@@ -36,21 +39,28 @@ CLIENT = textwrap.dedent("""
     pwrite = struct.pack("<QQI", 0, ofd, 5) + b"hello"
     fsync = struct.pack("<HQ", 1, ofd)
     walkstat = struct.pack("<QHH", c.root.control_fd, 1, 8) + b"file.txt"
-    openat = struct.pack("<QI", walked[0].control_fd, os.O_RDONLY)
+    walk = struct.pack("<QHH", c.root.control_fd, 2, 3) + b"sub" + struct.pack("<H", 9) \
+        + b"inner.bin"
     done, opened = {}, {}
 
-    def open_and_close(call):
-        rmid, resp, fds = call(w.OPEN_AT, openat)
+    def walk_open_and_close(call):
+        # Walk to sub/inner.bin, open what the walk made, close all three.
+        rmid, resp, _ = call(w.WALK, walk)
+        assert rmid == w.WALK and resp[:3] == b"\\x00\\x02\\x00", (rmid, resp[:3])
+        sub, inner = struct.unpack_from("<Q", resp, 3)[0], struct.unpack_from("<Q", resp, 155)[0]
+        rmid, resp, fds = call(w.OPEN_AT, struct.pack("<QI", inner, os.O_RDONLY))
         assert rmid == w.OPEN_AT and len(fds) == 1, (rmid, resp, fds)
+        assert os.pread(fds[0], 4, 1) == bytes(range(1, 5))
         os.close(fds[0])
-        rmid, _, _ = call(w.CLOSE, struct.pack("<HQ", 1, struct.unpack("<Q", resp)[0]))
+        rmid, _, _ = call(w.CLOSE, struct.pack("<HQQQ", 3, struct.unpack("<Q", resp)[0],
+                                                inner, sub))
         assert rmid == w.CLOSE
 
     def run(name, call):
         stamps = done[name] = []
-        # An FD opened without the GIL waits for the next GIL request to be
-        # adopted (at most 128 wait), and this client makes none: one a
-        # tenth of a second, 30 in all per thread.
+        # An FD made without the GIL waits for the next GIL request to be
+        # adopted (at most 128 wait), and this client makes none: three a
+        # tenth of a second, 90 in all per thread.
         opens = opened[name] = []
         # A directory FD of its own: another thread's read moves the offset.
         dfd = dfds.pop()
@@ -68,7 +78,7 @@ CLIENT = textwrap.dedent("""
                     assert resp[:2] == b"\\x01\\x00", resp
             stamps.append(time.monotonic())
             if stamps[-1] > (opens[-1] if opens else 0) + 0.1:
-                open_and_close(call)
+                walk_open_and_close(call)
                 opens.append(time.monotonic())
 
     def over_socket(mid, payload):
@@ -122,7 +132,8 @@ def test_channels_and_socket_are_served_while_another_thread_holds_the_gil(servi
     done, opened = json.loads(out)
     assert sorted(done) == ["channel0", "channel1", "socket"]
     # Each of the three made progress while the GIL was held here (the old
-    # core, which took the GIL for every request, made none), opening FDs too.
+    # core, which took the GIL for every request, made none), walking to and
+    # opening FDs too.
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in done.items()}
     assert all(n >= 10 for n in inside.values()), inside
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in opened.items()}
@@ -167,6 +178,7 @@ def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, 
     c = connect(tmp_path)
     root = c.root.control_fd
     f = c.walk(root, [b"f"])[1][0].control_fd
+    c.call(w.FSTATFS, fd=root)                      # adopts f: none wait
     base = open_fds()
     most = 0
     for _ in range(200):
@@ -186,3 +198,59 @@ def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, 
     c.close_fds(ofd)
     c.call(w.FSTATFS, fd=root)
     assert open_fds() == base
+
+
+def test_fds_walked_to_without_the_gil_are_adopted_in_order(tmp_path, connect, service):
+    """Walk from a stock-backend directory is served without the GIL: each
+    FD walked to waits for adoption, and so does its directory, which the
+    next request that takes the GIL adopts first. They serve the GIL-free
+    RPCs before that and the GIL-only ones after; the node tree has their
+    names; at most 128 wait, as for OpenAt."""
+    (tmp_path / "d" / "e").mkdir(parents=True)
+    (tmp_path / "d" / "e" / "f").write_bytes(b"0123456789")
+    (tmp_path / "d" / "e" / "ln").symlink_to("f")
+    c = connect(tmp_path)
+    root = c.root.control_fd
+    base = open_fds()
+    status, walked = c.walk(root, [b"d", b"e", b"ln", b"x"])
+    assert status == w.WALK_COMPONENT_SYMLINK and len(walked) == 3
+    d, e, ln = (i.control_fd for i in walked)
+    assert open_fds() == base + 3
+    f = c.walk(e, [b"f"])[1][0].control_fd
+    ofd, host_fd = c.open_at(f, os.O_RDWR)          # from an FD not adopted yet
+    os.close(host_fd)
+    assert c.pread(ofd, 2, 3) == b"234"
+    assert c.call(w.READLINK_AT, fd=ln)["target"] == b"f"      # GIL path: adopts all
+    assert sorted(service.server.tree_paths()) == [b"/", b"/d", b"/d/e", b"/d/e/f",
+                                                   b"/d/e/ln"]
+    c.call(w.FALLOCATE, fd=ofd, mode=0, offset=0, length=100)
+    assert (tmp_path / "d" / "e" / "f").stat().st_size == 100
+    c.close_fds(ofd, f, ln, e, d)
+    c.call(w.FSTATFS, fd=root)
+    assert open_fds() == base
+    assert sorted(service.server.tree_paths()) == [b"/"]
+    # Walked to and closed before adoption: held until the next GIL request.
+    most = 0
+    for _ in range(200):
+        c.close_fds(c.walk(root, [b"d"])[1][0].control_fd)
+        most = max(most, open_fds())
+    assert most == base + 128
+    c.call(w.FSTATFS, fd=root)
+    assert open_fds() == base
+
+
+def test_a_walk_without_the_gil_that_fails_midway_leaves_nothing(tmp_path, connect, service):
+    """An error at one step answers the whole Walk, as on the GIL path: the
+    FDs its earlier steps made are taken back (here: the connection's FD
+    limit reached at the third step)."""
+    (tmp_path / "a" / "b" / "c").mkdir(parents=True)
+    c = connect(tmp_path, max_fds=3)
+    root = c.root.control_fd
+    base = open_fds()
+    with pytest.raises(OSError) as e:
+        c.walk(root, [b"a", b"b", b"c"])
+    assert e.value.errno == errno.EMFILE
+    c.call(w.FSTATFS, fd=root)
+    assert open_fds() == base
+    assert sorted(service.server.tree_paths()) == [b"/"]
+    assert len(c.walk(root, [b"a", b"b"])[1]) == 2

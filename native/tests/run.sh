@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds and runs the native C tests (native/tests/test_flipcall.c, then
-# native/tests/test_fdtable.c).
+# test_fdtable.c and test_nodes.c).
 #
 #   bash native/tests/run.sh              host compiler (${CC:-cc}), run natively
 #   ARCH=arm64 bash native/tests/run.sh   aarch64-linux-gnu-gcc -static, run
@@ -40,6 +40,15 @@ esac
     "$here/test_flipcall.c" "$native/flipcall.c" "$native/fdchannel.c" "$native/spin.c"
 "$cc" -O2 -Wall -Werror -std=c11 -pthread $extra -I"$native" \
     -o "$out/test_fdtable" "$here/test_fdtable.c" "$native/fdtable.c"
+# With AddressSanitizer where the compiler has it (not static, not arm64).
+asan=""
+if [ -z "$runner" ] && echo 'int main(void){return 0;}' |
+    "$cc" -fsanitize=address -x c -o "$out/asan" - 2>/dev/null; then
+    asan="-fsanitize=address"
+fi
+# shellcheck disable=SC2086
+"$cc" -O2 -Wall -Werror -std=c11 -pthread $extra $asan -I"$native" \
+    -o "$out/test_nodes" "$here/test_nodes.c" "$native/nodes.c"
 
 echo "run.sh: built with $cc${extra:+ $extra}${runner:+, running under $runner}"
 if [ -n "$runner" ]; then
@@ -48,4 +57,4 @@ fi
 # Not exec: the EXIT trap must still remove the build directory.
 # shellcheck disable=SC2086
 $runner "$out/test_flipcall" "$@"
-[ "${1:-}" = bench ] || $runner "$out/test_fdtable"
+[ "${1:-}" = bench ] || { $runner "$out/test_fdtable" && $runner "$out/test_nodes"; }

@@ -304,6 +304,24 @@ cdef class ControlFDImpl:
         impl's from now on (its c_host_fd must return it until c_close)."""
         raise NotImplementedError("c_reopen_dir without c_adopt_open")
 
+    cdef const int* c_host_tree(self) noexcept:
+        """NULL, or, for a directory with c_host_fd, a c_reopen_dir for the
+        files below it when Walk from it is exactly, at each step, the
+        core's host walk (an O_PATH|O_NOFOLLOW openat of the name and its
+        statx, the stock backend's c_walk; native/hostcalls.h) and each
+        file walked to is a control FD whose c_host_fd is that FD, whose
+        c_reopen_dir is this for a regular file or directory (else NULL),
+        and whose c_host_tree is this for a directory. The core then serves
+        Walk itself, without the GIL, and later asks the parent of each new
+        FD for its impl with c_adopt_walk."""
+        return NULL
+
+    cdef object c_adopt_walk(self, int host_fd, uint16_t ftype):
+        """The ControlFDImpl of this directory's child open at `host_fd`
+        (of file type `ftype`, S_IFMT bits), which the core walked to as
+        c_host_tree says; host_fd is the impl's from now on."""
+        raise NotImplementedError("c_host_tree without c_adopt_walk")
+
 
 cdef class OpenFDImpl:
     """An open file of a backend (gVisor's OpenFDImpl)."""

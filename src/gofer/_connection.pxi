@@ -88,7 +88,7 @@ cdef class Connection:
         self.mount_path = mp
         self.max_msg = opts.max_message_size
         self.readonly = opts.readonly
-        self.fast.rename_lock = &server.rename_lock
+        self.fast.rename_lock = &server.tree.rename_lock
         self.fast.max_msg = self.max_msg
         self.fast.max_fds = opts.max_fds
         self.fast.readonly = opts.readonly
@@ -113,13 +113,12 @@ cdef class Connection:
 
     # ------------------------------------------------------------ FD table
 
-    cdef uint64_t add_fd(self, FD fd, int host_fd, Node node) except 0:
+    cdef uint64_t add_fd(self, FD fd, int host_fd, gofer_node* node) except 0:
         """Gives `fd` (whose references are already taken) an FDID, with the
         host FD the fast path may use and the node whose lock it takes; past
         the connection's limit it is released and EMFILE raised."""
         fd.c.host_fd = host_fd
-        fd.c.node_lock = &node.op_lock
-        fd.c.node_deleted = <const int*>&node.deleted     # a bint is a C int
+        fd.c.node = node
         cdef int rc = gofer_fdtable_add(&self.fds, fd.c, self.opts.max_fds)
         if rc < 0:
             fd.refs = 1
@@ -131,17 +130,20 @@ cdef class Connection:
         Py_INCREF(fd)                   # the table's, dropped by fd_release
         return fd.c.id
 
-    cdef ControlFD new_control_fd(self, Node node, ControlFDImpl impl, uint16_t mode):
+    cdef ControlFD new_control_fd(self, gofer_node* node, ControlFDImpl impl, uint16_t mode):
         """Wraps `impl` at `node` (a reference on node already taken)."""
         cdef ControlFD fd = ControlFD.__new__(ControlFD)
         fd.node = node
         fd.impl = impl
         fd.ftype = mode & S_IFMT
         fd.c.kind = GOFER_FD_CONTROL
+        fd.c.ftype = fd.ftype
         fd.c.is_dir = fd.is_dir()
         cdef int host_fd = impl.c_host_fd()
         if host_fd >= 0:
             fd.c.reopen_dir = impl.c_reopen_dir()
+            if fd.is_dir():
+                fd.c.host_tree = impl.c_host_tree()
         self.add_fd(fd, host_fd, node)
         return fd
 
@@ -180,43 +182,61 @@ cdef class Connection:
             c = rest
 
     cdef void adopt_pending(self) noexcept:
-        """Gives the open FDs the fast path made (OpenAt) their FD objects."""
+        """Gives the FDs the fast path made (OpenAt, Walk) their FD objects."""
         cdef gofer_fd* c = gofer_fdtable_take_adoptions(&self.fds)
         cdef gofer_fd* rest
         while c != NULL:
             rest = c.next_adoption
             self.adopt(c)
-            if gofer_fd_unuse(c):       # the queue's use
+            if gofer_fd_unuse(c):       # the queue's
                 fd_release(c)
             c = rest
 
     cdef void adopt(self, gofer_fd* c) noexcept:
-        """An OpenFD for entry c, with its backend's OpenFDImpl of c's host
-        FD; the entry's use of its control FD becomes the OpenFD's
-        reference. Should that fail, c leaves the table and is released as
-        it is (fd_release)."""
+        """The FD object for entry c, with the impl its backend makes of c's
+        host FD: an OpenFD from its control FD's c_adopt_open, or a ControlFD
+        from its directory's c_adopt_walk (adopted first if need be: a walk
+        queues each directory before what it walks to). The entry's use of
+        that FD is then dropped: an OpenFD references its control FD, and a
+        node its parent. Should that fail, c leaves the table and is
+        released as it is (fd_release)."""
+        if c.owner != NULL:
+            return                      # adopted already, as a directory
         cdef gofer_fd* control = c.control
+        if control.owner == NULL:
+            self.adopt(control)
         cdef ControlFD cfd = <ControlFD>control.owner
-        cdef OpenFD ofd
+        cdef FD fd
         try:
-            impl = cfd.impl.c_adopt_open(c.host_fd)
-            if not isinstance(impl, OpenFDImpl):
-                raise TypeError("c_adopt_open gave %s" % type(impl).__name__)
-            ofd = OpenFD.__new__(OpenFD)
+            if cfd is None:
+                raise RuntimeError("its directory could not be adopted")
+            if c.kind == GOFER_FD_OPEN:
+                impl = cfd.impl.c_adopt_open(c.host_fd)
+                if not isinstance(impl, OpenFDImpl):
+                    raise TypeError("c_adopt_open gave %s" % type(impl).__name__)
+                fd = OpenFD.__new__(OpenFD)
+                (<OpenFD>fd).impl = <OpenFDImpl>impl
+                (<OpenFD>fd).control = cfd
+                cfd.refs += 1
+            else:
+                impl = cfd.impl.c_adopt_walk(c.host_fd, c.ftype)
+                if not isinstance(impl, ControlFDImpl):
+                    raise TypeError("c_adopt_walk gave %s" % type(impl).__name__)
+                fd = ControlFD.__new__(ControlFD)
+                (<ControlFD>fd).impl = <ControlFDImpl>impl
+                (<ControlFD>fd).node = c.node       # with the entry's reference
+                (<ControlFD>fd).ftype = c.ftype
         except BaseException:
             log.exception("adopting FD %d", c.id)
             if gofer_fdtable_remove(&self.fds, c.id) == c:
                 gofer_fd_unuse(c)       # the table's; the queue's is the caller's
             return
-        free(ofd.c)
-        ofd.c = c
-        c.owner = <void*>ofd
+        free(fd.c)
+        fd.c = c
+        c.owner = <void*>fd
         c.control = NULL
-        ofd.impl = <OpenFDImpl>impl
-        ofd.control = cfd
-        cfd.refs += 1
-        ofd.refs = 1                    # the table's
-        Py_INCREF(ofd)                  # the table's, dropped by fd_release
+        fd.refs = 1                     # the table's
+        Py_INCREF(fd)                   # the table's, dropped by fd_release
         if gofer_fd_unuse(control):
             fd_release(control)
 

@@ -20,7 +20,7 @@ cdef class FD:
 
 
 cdef class ControlFD(FD):
-    cdef Node node
+    cdef gofer_node* node            # with a reference (native/nodes.h)
     cdef ControlFDImpl impl
     cdef uint16_t ftype              # S_IFMT bits, fixed at creation
 
@@ -46,7 +46,7 @@ cdef void fd_decref(FD fd) noexcept:
     try:
         if isinstance(fd, ControlFD):
             (<ControlFD>fd).impl.c_close()
-            node_decref((<ControlFD>fd).node)
+            gofer_node_decref((<ControlFD>fd).node)
         elif isinstance(fd, OpenFD):
             (<OpenFD>fd).impl.c_close()
             fd_decref((<OpenFD>fd).control)
@@ -60,12 +60,14 @@ cdef void fd_decref(FD fd) noexcept:
 cdef void fd_release(gofer_fd* c) noexcept:
     """Releases an FD after the last use of its table entry: the table's
     reference and the Python object the table kept; or, for an entry the
-    fast path made that was never adopted, its host FD and its use of its
-    control FD."""
+    fast path made that was never adopted, its host FD, its node (a control
+    FD's) and its use of the FD it was made from."""
     cdef FD fd
     cdef gofer_fd* control
     if c.owner == NULL:
         close(c.host_fd)
+        if c.kind == GOFER_FD_CONTROL:
+            gofer_node_decref(c.node)
         control = c.control
         free(c)
         if gofer_fd_unuse(control):

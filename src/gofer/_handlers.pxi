@@ -95,16 +95,16 @@ cdef uint64_t r_create(Reader* r, uint32_t* uid, uint32_t* gid, uint16_t* mode) 
 cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
     cdef lisafs_statx st
     cdef int host_fd = -1
-    cdef Node node = conn.server.root
-    cdef Node prev
+    cdef gofer_node* node = conn.server.tree.root
+    cdef gofer_node* prev
     cdef ControlFD fd
-    node.refs += 1
-    for part in conn.mount_path.split(b"/"):
-        if part:
-            prev = node
-            node = node_child(node, part)
-            node_decref(prev)
+    gofer_node_incref(node)
     try:
+        for part in conn.mount_path.split(b"/"):
+            if part:
+                prev = node
+                node = node_child(node, part)
+                gofer_node_decref(prev)
         lock(conn.server, node, READ)
         try:
             res = conn.impl.mount()
@@ -117,7 +117,7 @@ cdef int h_mount(Connection conn, Reader* r, Out* o) except -1:
         finally:
             unlock(conn.server, node, READ)
     except BaseException:
-        node_decref(node)
+        gofer_node_decref(node)
         if host_fd >= 0:
             close(host_fd)
         raise
@@ -137,7 +137,7 @@ cdef int h_fstat(Connection conn, Reader* r, Out* o) except -1:
     cdef uint64_t fdid = r_u64(r)
     cdef lisafs_statx st
     cdef FD fd
-    cdef Node node
+    cdef gofer_node* node
     cdef int err = 0
     fd = conn.lookup(fdid, None, &err, o)
     if fd is None:
@@ -171,7 +171,7 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
     cdef lisafs_statx st
     cdef uint8_t status = _wire.WALK_SUCCESS
     cdef uint16_t walked = 0
-    cdef Node node
+    cdef ControlFD parent
     if 3 + <Py_ssize_t>count * sizeof(lisafs_inode) > conn.max_msg:
         return E.EIO
     check_string_array(r, count)
@@ -179,7 +179,7 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
     w_u8(&o.w, 0)
     w_u16(&o.w, 0)
     created = []
-    lock(conn.server, None, READ)
+    lock(conn.server, NULL, READ)
     try:
         for i in range(count):
             p = r_str(r, &n)
@@ -190,19 +190,25 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
                 status = _wire.WALK_COMPONENT_SYMLINK
                 break
             name = PyBytes_FromStringAndSize(p, n)
-            lock(None, cur.node, READ)
+            # The child's node is made under its parent's lock, which an
+            # UnlinkAt of the name would hold exclusively.
+            parent = cur
+            lock(None, parent.node, READ)
             try:
-                if cur.node.deleted:
-                    child = None
-                else:
-                    child = cur.impl.c_walk(name, &st)
+                child = None if gofer_node_deleted(parent.node) else parent.impl.c_walk(name, &st)
+                if child is not None:
+                    cur = conn.new_control_fd(node_child(parent.node, name),
+                                              <ControlFDImpl>child, st.mode)
             finally:
-                unlock(None, cur.node, READ)
+                unlock(None, parent.node, READ)
             if child is None:
                 status = _wire.WALK_COMPONENT_DOES_NOT_EXIST
                 break
-            node = node_child(cur.node, name)
-            cur = conn.new_control_fd(node, <ControlFDImpl>child, st.mode)
+            # Referenced while walked from: a Close of its FDID, which a
+            # client could guess, must not free its node meanwhile.
+            cur.refs += 1
+            if walked:
+                fd_decref(parent)
             created.append(cur.c.id)
             w_inode(&o.w, cur.c.id, &st)
             walked += 1
@@ -210,7 +216,9 @@ cdef int h_walk(Connection conn, Reader* r, Out* o) except -1:
         err = -1
         raise
     finally:
-        unlock(conn.server, None, READ)
+        unlock(conn.server, NULL, READ)
+        if walked:
+            fd_decref(cur)
         if err:
             for fdid in created:
                 conn.remove_fd(fdid)
@@ -251,8 +259,9 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFDImpl cur = start.impl
     cdef ControlFDImpl owned = None     # an intermediate impl we must close
     cdef uint16_t ftype = start.ftype
-    cdef Node node = start.node         # None below the known tree
-    lock(conn.server, None, READ)
+    cdef gofer_node* node = start.node  # NULL below the known tree
+    cdef gofer_node* above
+    lock(conn.server, NULL, READ)
     try:
         for i in range(count):
             p = r_str(r, &n)
@@ -265,7 +274,7 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
                 w_statx(&o.w, &st)
                 nstats += 1
                 continue
-            if ftype != S_IFDIR or (node is not None and node.deleted):
+            if ftype != S_IFDIR or (node != NULL and gofer_node_deleted(node)):
                 break
             name = PyBytes_FromStringAndSize(p, n)
             lock(None, node, READ)
@@ -285,9 +294,14 @@ cdef int h_walk_stat(Connection conn, Reader* r, Out* o) except -1:
             if ftype == S_IFLNK:
                 break
             # Deeper nodes may exist in the tree with a deleted mark.
-            node = node.children.get(name) if node is not None else None
+            above = node
+            node = gofer_node_find(node, p, n) if node != NULL else NULL
+            if above != start.node and above != NULL:
+                gofer_node_decref(above)
     finally:
-        unlock(conn.server, None, READ)
+        unlock(conn.server, NULL, READ)
+        if node != start.node and node != NULL:
+            gofer_node_decref(node)
         if owned is not None:
             owned.c_close()
     lisafs_st16(o.w.buf + hdr, nstats)
@@ -310,7 +324,7 @@ cdef int h_open_at(Connection conn, Reader* r, Out* o) except -1:
         return E.EINVAL
     lock(conn.server, cfd.node, READ)
     try:
-        if cfd.node.deleted and not conn.opts.open_on_deleted:
+        if gofer_node_deleted(cfd.node) and not conn.opts.open_on_deleted:
             return E.EINVAL
         impl = cfd.impl.c_open(flags, &host_fd)
     finally:
@@ -342,7 +356,7 @@ cdef int h_pread(Connection conn, Reader* r, Out* o) except -1:
     if offset < 0:
         return E.EINVAL             # see OFF_MAX
     cdef char* hdr = w_reserve(&o.w, 8 + <Py_ssize_t>count)
-    cdef Node node = fd.control.node
+    cdef gofer_node* node = fd.control.node
     cdef Py_ssize_t got
     lock(conn.server, node, READ)
     try:
@@ -365,7 +379,7 @@ cdef int h_pwrite(Connection conn, Reader* r, Out* o) except -1:
         return E.EBADF
     if offset < 0:
         return E.EINVAL             # see OFF_MAX
-    cdef Node node = fd.control.node
+    cdef gofer_node* node = fd.control.node
     cdef Py_ssize_t done
     lock(conn.server, node, WRITE)
     try:
@@ -389,10 +403,10 @@ cdef int h_getdents64(Connection conn, Reader* r, Out* o) except -1:
     # Bound the host read by what a response could ever carry.
     if <uint32_t>count > conn.max_msg:
         count = conn.max_msg
-    cdef Node node = fd.control.node
+    cdef gofer_node* node = fd.control.node
     lock(conn.server, node, READ)
     try:
-        if node.deleted:
+        if gofer_node_deleted(node):
             return E.EINVAL
         fd.impl.c_getdents64(&o.w, count, seek0)
     finally:
@@ -418,7 +432,7 @@ cdef int h_set_stat(Connection conn, Reader* r, Out* o) except -1:
         return E.EPERM
     lock(conn.server, f.node, WRITE)
     try:
-        if f.node.deleted and not conn.opts.set_attr_on_deleted:
+        if gofer_node_deleted(f.node) and not conn.opts.set_attr_on_deleted:
             return E.EINVAL
         try:
             res = f.impl.set_stat(mask, mode, uid, gid, size, (atime_sec, atime_nsec),
@@ -443,7 +457,7 @@ cdef int h_open_create_at(Connection conn, Reader* r, Out* o) except -1:
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
         res = d.impl.open_create(mode, uid, gid, name, flags & OPEN_FLAGS_MASK)
         f = new_open_child(conn, d, name, res, o)
@@ -463,7 +477,7 @@ cdef int h_bind_at(Connection conn, Reader* r, Out* o) except -1:
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
         res = d.impl.bind_at(sock_type, name, mode, uid, gid)
         f = new_open_child(conn, d, name, res, o)
@@ -483,7 +497,7 @@ cdef int h_mkdir_at(Connection conn, Reader* r, Out* o) except -1:
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
         new_child(conn, d, name, d.impl.mkdir(mode, uid, gid, name), o)
     finally:
@@ -501,7 +515,7 @@ cdef int h_mknod_at(Connection conn, Reader* r, Out* o) except -1:
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
         new_child(conn, d, name, d.impl.mknod(mode, uid, gid, name, minor, major), o)
     finally:
@@ -519,7 +533,7 @@ cdef int h_symlink_at(Connection conn, Reader* r, Out* o) except -1:
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
         if memchr(t, 0, tn) != NULL:
             return E.EINVAL     # not a C string: what symlinkat(2) would say
@@ -543,7 +557,7 @@ cdef int h_link_at(Connection conn, Reader* r, Out* o) except -1:
     try:
         lock(None, t.node, READ)
         try:
-            if d.node.deleted or t.node.deleted:
+            if gofer_node_deleted(d.node) or gofer_node_deleted(t.node):
                 return E.EINVAL
             new_child(conn, d, name, t.impl.link(d.impl, name), o)
         finally:
@@ -558,21 +572,22 @@ cdef int h_unlink_at(Connection conn, Reader* r, Out* o) except -1:
     cdef uint16_t n
     cdef const char* p = r_str(r, &n)
     cdef ControlFD d = directory(conn, dir_fd, p, n, o)
-    cdef Node child
+    cdef gofer_node* child
     name = PyBytes_FromStringAndSize(p, n)
     lock(conn.server, d.node, WRITE)
     try:
-        if d.node.deleted:
+        if gofer_node_deleted(d.node):
             return E.EINVAL
-        child = d.node.children.get(name)
+        child = gofer_node_find(d.node, p, n)
         lock(None, child, WRITE)
         try:
             d.impl.unlink(name, flags)
-            if child is not None:
-                node_detach(child)
-                node_mark_deleted(child)
+            if child != NULL:
+                gofer_node_delete(child)
         finally:
             unlock(None, child, WRITE)
+            if child != NULL:
+                gofer_node_decref(child)
     finally:
         unlock(conn.server, d.node, WRITE)
     return 0
@@ -599,30 +614,18 @@ cdef int rename(Connection conn, Reader* r, bint with_flags, Out* o) except -1:
         return E.ENOTDIR
     old_name = PyBytes_FromStringAndSize(op, on)
     new_name = PyBytes_FromStringAndSize(np, nn)
-    cdef Node replaced, renamed
-    lock(conn.server, None, GLOBAL)
+    lock(conn.server, NULL, GLOBAL)
     try:
-        if od.node.deleted or nd.node.deleted:
+        if gofer_node_deleted(od.node) or gofer_node_deleted(nd.node):
             return E.EINVAL
-        if od.node is nd.node and old_name == new_name:
+        if od.node == nd.node and old_name == new_name:
             return 0
         od.impl.rename_at(old_name, nd.impl, new_name, flags)
         # The host rename happened; make the tree say the same.
-        replaced = nd.node.children.get(new_name)
-        renamed = od.node.children.get(old_name)
-        if replaced is not None:
-            node_detach(replaced)
-        if renamed is not None:
-            node_detach(renamed)
-        if replaced is not None:
-            if flags & RENAME_EXCHANGE:
-                node_attach(replaced, od.node, old_name)
-            else:
-                node_mark_deleted(replaced)
-        if renamed is not None:
-            node_attach(renamed, nd.node, new_name)
+        if gofer_node_rename(od.node, op, on, nd.node, np, nn, flags & RENAME_EXCHANGE):
+            log.warning("out of memory: the node tree left out a rename")
     finally:
-        unlock(conn.server, None, GLOBAL)
+        unlock(conn.server, NULL, GLOBAL)
     return 0
 
 cdef int h_fsync(Connection conn, Reader* r, Out* o) except -1:
@@ -654,10 +657,10 @@ cdef int h_fallocate(Connection conn, Reader* r, Out* o) except -1:
     cdef OpenFD of = <OpenFD>need(conn, fdid, OpenFD, o)
     if not of.c.writable:
         return E.EBADF
-    cdef Node node = of.control.node
+    cdef gofer_node* node = of.control.node
     lock(conn.server, node, WRITE)
     try:
-        if node.deleted and not conn.opts.allocate_on_deleted:
+        if gofer_node_deleted(node) and not conn.opts.allocate_on_deleted:
             return E.EINVAL
         # Offsets: see OFF_MAX. gVisor would truncate a mode beyond
         # 32 bits (fallocate's int); we refuse it instead.
@@ -686,7 +689,7 @@ cdef int h_listen(Connection conn, Reader* r, Out* o) except -1:
         return err
     lock(conn.server, b.control.node, READ)
     try:
-        if b.control.node.deleted:
+        if gofer_node_deleted(b.control.node):
             return E.EINVAL
         b.impl.listen(backlog)
     finally:
@@ -700,7 +703,7 @@ cdef int h_accept(Connection conn, Reader* r, Out* o) except -1:
         return err
     lock(conn.server, b.control.node, READ)
     try:
-        if b.control.node.deleted:
+        if gofer_node_deleted(b.control.node):
             return E.EINVAL
         host_fd, peer = b.impl.accept()
     finally:
@@ -730,7 +733,7 @@ cdef int h_readlink_at(Connection conn, Reader* r, Out* o) except -1:
         return E.EINVAL
     lock(conn.server, f.node, READ)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         target = f.impl.readlink()
     finally:
@@ -757,7 +760,7 @@ cdef int connect(Connection conn, Reader* r, bint with_creds, Out* o) except -1:
         return E.ENOTSOCK
     lock(conn.server, f.node, READ)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         if with_creds:
             o.fds[0] = f.impl.connect_with_creds(sock_type, uid, gid)
@@ -783,7 +786,7 @@ cdef int h_fgetxattr(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
     lock(conn.server, f.node, READ)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         value = f.impl.get_xattr(xattr_name(p, n), buf_size)
     finally:
@@ -804,7 +807,7 @@ cdef int h_fsetxattr(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
     lock(conn.server, f.node, WRITE)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         f.impl.set_xattr(xattr_name(p, n), PyBytes_FromStringAndSize(v, vn), flags)
     finally:
@@ -817,7 +820,7 @@ cdef int h_flistxattr(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
     lock(conn.server, f.node, READ)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         names = f.impl.list_xattr(size)
     finally:
@@ -838,7 +841,7 @@ cdef int h_fremovexattr(Connection conn, Reader* r, Out* o) except -1:
     cdef ControlFD f = <ControlFD>need(conn, fdid, ControlFD, o)
     lock(conn.server, f.node, WRITE)
     try:
-        if f.node.deleted:
+        if gofer_node_deleted(f.node):
             return E.EINVAL
         f.impl.remove_xattr(xattr_name(p, n))
     finally:

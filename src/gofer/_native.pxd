@@ -1,6 +1,6 @@
 # Declarations of the native core in native/ (C): flipcall endpoint,
-# packet-window allocator, fdchannel, the spin policy, the FD table and the
-# GIL-free fast path. See the headers for the contracts.
+# packet-window allocator, fdchannel, the spin policy, the FD table, the
+# node tree and the GIL-free fast path. See the headers for the contracts.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from gofer._posix cimport pthread_rwlock_t
 
@@ -42,6 +42,24 @@ cdef extern from "sigsys.h" nogil:
     int gofer_sigsys_install()
     unsigned long gofer_sigsys_count()
 
+cdef extern from "nodes.h" nogil:
+    ctypedef struct gofer_node:
+        pthread_rwlock_t lock
+    ctypedef struct gofer_tree:
+        pthread_rwlock_t rename_lock
+        gofer_node* root
+    gofer_tree* gofer_tree_new()
+    char* gofer_tree_paths(gofer_tree* t, size_t* len)
+    gofer_node* gofer_node_child(gofer_node* parent, const char* name, size_t len)
+    gofer_node* gofer_node_find(gofer_node* parent, const char* name, size_t len)
+    void gofer_node_incref(gofer_node* n)
+    void gofer_node_decref(gofer_node* n)
+    void gofer_node_delete(gofer_node* n)
+    int gofer_node_rename(gofer_node* old_parent, const char* old_name, size_t old_len,
+                          gofer_node* new_parent, const char* new_name, size_t new_len,
+                          int exchange)
+    bint gofer_node_deleted(const gofer_node* n)
+
 cdef extern from "fdtable.h" nogil:
     enum:
         GOFER_FD_CONTROL, GOFER_FD_OPEN, GOFER_FD_BOUND
@@ -49,9 +67,10 @@ cdef extern from "fdtable.h" nogil:
         uint64_t id
         int host_fd
         uint8_t kind, readable, writable, is_dir
-        pthread_rwlock_t* node_lock
-        const int* node_deleted
+        uint16_t ftype
+        gofer_node* node
         const int* reopen_dir
+        const int* host_tree
         void* owner
         gofer_fd* control
         gofer_fd* next_deferred

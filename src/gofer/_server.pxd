@@ -3,7 +3,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from cpython.object cimport PyObject
 from gofer._wire cimport Writer, Reader, lisafs_statx, Statx
-from gofer._posix cimport pthread_rwlock_t
+from gofer._native cimport gofer_tree
 
 
 # What a handler hands back besides its payload: host FDs to donate.
@@ -37,6 +37,8 @@ cdef class ControlFDImpl:
     cdef int c_host_fd(self) noexcept
     cdef const int* c_reopen_dir(self) noexcept
     cdef object c_adopt_open(self, int host_fd)
+    cdef const int* c_host_tree(self) noexcept
+    cdef object c_adopt_walk(self, int host_fd, uint16_t ftype)
 
 
 cdef class OpenFDImpl:
@@ -56,16 +58,6 @@ cdef class ConnectionImpl:
     pass
 
 
-cdef class Node:
-    cdef bytes name
-    cdef Node parent
-    cdef dict children
-    cdef bint deleted
-    cdef Py_ssize_t refs
-    cdef pthread_rwlock_t op_lock
-
-
 cdef class Server:
-    cdef Node root
-    cdef pthread_rwlock_t rename_lock
+    cdef gofer_tree* tree           # native/nodes.h, with the rename lock
     cdef object __weakref__

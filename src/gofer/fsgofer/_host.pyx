@@ -174,13 +174,13 @@ cdef HostControlFD new_control(HostConnection conn, int fd, lisafs_statx* st):
     if rc < 0:
         close(fd)
         raise_errno(-rc)
-    return wrap_control(conn, fd, st)
+    return wrap_control(conn, fd, st.mode & S_IFMT)
 
 
-cdef HostControlFD wrap_control(HostConnection conn, int fd, lisafs_statx* st):
+cdef HostControlFD wrap_control(HostConnection conn, int fd, uint16_t ftype):
     cdef HostControlFD c = HostControlFD.__new__(HostControlFD)
     c.fd = fd
-    c.ftype = st.mode & S_IFMT
+    c.ftype = ftype
     c.conn = conn
     return c
 
@@ -230,6 +230,15 @@ cdef class HostControlFD(ControlFDImpl):
         ofd.fd = host_fd
         return ofd
 
+    cdef const int* c_host_tree(self) noexcept:
+        # c_walk is the core's host walk, and wrap_control its child.
+        if self.ftype == S_IFDIR and type(self) is HostControlFD:
+            return &_proc_self_fd
+        return NULL
+
+    cdef object c_adopt_walk(self, int host_fd, uint16_t ftype):
+        return wrap_control(self.conn, host_fd, ftype)
+
     cdef object c_walk(self, bytes name, lisafs_statx* out):
         cdef const char* c_name = PyBytes_AS_STRING(name)
         cdef int fd
@@ -240,7 +249,7 @@ cdef class HostControlFD(ControlFDImpl):
             return None
         if fd < 0:
             raise_errno(-fd)
-        return wrap_control(self.conn, fd, out)
+        return wrap_control(self.conn, fd, out.mode & S_IFMT)
 
     cdef object c_open(self, uint32_t flags, int* host_fd):
         host_fd[0] = -1
