@@ -2,8 +2,9 @@
  * the GIL, on FDs whose backend declared a host FD for them (the stock
  * backend; see ControlFDImpl.c_host_fd): FStat, WalkStat, PRead, PWrite,
  * FSync, Getdents64 and Close; OpenAt where the backend lets the core
- * reopen the host FD itself (ControlFDImpl.c_reopen_dir), and Walk where
- * it lets the core walk the host (ControlFDImpl.c_host_tree): the new FDs
+ * reopen the host FD itself (ControlFDImpl.c_reopen_dir), and Walk,
+ * MkdirAt, UnlinkAt and RenameAt where it lets the core walk and change the
+ * host directory (ControlFDImpl.c_host_tree): the new FDs
  * (and nodes, nodes.h) are made here, and the core adopts the FDs (gives
  * them their FD objects) later, with the GIL (fdtable.h).
  *
@@ -25,9 +26,9 @@
 
 #define GOFER_FAST_DECLINED (-1)
 /* FDs the fast path may leave queued per connection (fdtable.h), for
- * release after a Close and for adoption after an OpenAt or Walk: the next
- * request that holds the GIL takes both queues first; past this, Close,
- * OpenAt or Walk is declined, and so served with the GIL, which empties
+ * release after a Close and for adoption after an OpenAt, Walk or MkdirAt:
+ * the next request that holds the GIL takes both queues first; past this,
+ * Close, OpenAt, Walk or MkdirAt is declined, and so served with the GIL, which empties
  * them. */
 #define GOFER_FAST_MAX_QUEUED 128
 
@@ -41,6 +42,11 @@ typedef struct gofer_fast {
      * table (a Close raced the request); takes the GIL itself. */
     void (*release)(gofer_fd *f);
 } gofer_fast;
+
+/* Releases f, an FD the fast path made and no FD object owns, after its
+ * last use: its host FD and its node (a control FD's). Returns the FD it
+ * was made from, of which the caller drops f's use. */
+gofer_fd *gofer_fast_free_unowned(gofer_fd *f);
 
 /* Serves request `mid` (payload req[0, n)) into out[0, cap): returns the
  * response MID (0: an errno as the payload) with its length in *outlen, or

@@ -155,27 +155,13 @@ gofer_fd **gofer_fdtable_take_all(gofer_fdtable *t, size_t *cap)
     return slot;
 }
 
-static void push(gofer_fdtable *t, gofer_fdqueue *q, gofer_fd *f, gofer_fd **link)
-{
-    pthread_mutex_lock(&t->mu);
-    *link = q->head;
-    q->head = f;
-    q->n++;
-    pthread_mutex_unlock(&t->mu);
-}
-
-static gofer_fd *take(gofer_fdtable *t, gofer_fdqueue *q)
-{
-    pthread_mutex_lock(&t->mu);
-    gofer_fd *list = q->head;
-    *q = (gofer_fdqueue){NULL, 0};
-    pthread_mutex_unlock(&t->mu);
-    return list;
-}
-
 void gofer_fdtable_defer(gofer_fdtable *t, gofer_fd *f)
 {
-    push(t, &t->deferred, f, &f->next_deferred);
+    pthread_mutex_lock(&t->mu);
+    f->next_deferred = t->deferred.head;
+    t->deferred.head = f;
+    t->deferred.n++;
+    pthread_mutex_unlock(&t->mu);
 }
 
 size_t gofer_fdtable_ndeferred(gofer_fdtable *t)
@@ -185,12 +171,40 @@ size_t gofer_fdtable_ndeferred(gofer_fdtable *t)
 
 gofer_fd *gofer_fdtable_take_deferred(gofer_fdtable *t)
 {
-    return take(t, &t->deferred);
+    pthread_mutex_lock(&t->mu);
+    gofer_fd *list = t->deferred.head;
+    t->deferred = (gofer_fdqueue){NULL, 0};
+    pthread_mutex_unlock(&t->mu);
+    return list;
 }
 
+/* The adoption queue is linked both ways (adoption_link), so that an FD
+ * closed before its adoption leaves it at once. */
 void gofer_fdtable_queue_adoption(gofer_fdtable *t, gofer_fd *f)
 {
-    push(t, &t->adoptions, f, &f->next_adoption);
+    pthread_mutex_lock(&t->mu);
+    f->next_adoption = t->adoptions.head;
+    if (f->next_adoption != NULL)
+        f->next_adoption->adoption_link = &f->next_adoption;
+    f->adoption_link = &t->adoptions.head;
+    t->adoptions.head = f;
+    t->adoptions.n++;
+    pthread_mutex_unlock(&t->mu);
+}
+
+int gofer_fdtable_unqueue_adoption(gofer_fdtable *t, gofer_fd *f)
+{
+    pthread_mutex_lock(&t->mu);
+    int queued = f->adoption_link != NULL;
+    if (queued) {
+        *f->adoption_link = f->next_adoption;
+        if (f->next_adoption != NULL)
+            f->next_adoption->adoption_link = f->adoption_link;
+        f->adoption_link = NULL;
+        t->adoptions.n--;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return queued;
 }
 
 size_t gofer_fdtable_nadoptions(gofer_fdtable *t)
@@ -200,5 +214,11 @@ size_t gofer_fdtable_nadoptions(gofer_fdtable *t)
 
 gofer_fd *gofer_fdtable_take_adoptions(gofer_fdtable *t)
 {
-    return take(t, &t->adoptions);
+    pthread_mutex_lock(&t->mu);
+    gofer_fd *list = t->adoptions.head;
+    for (gofer_fd *f = list; f != NULL; f = f->next_adoption)
+        f->adoption_link = NULL;
+    t->adoptions = (gofer_fdqueue){NULL, 0};
+    pthread_mutex_unlock(&t->mu);
+    return list;
 }

@@ -13,7 +13,8 @@
  * The fast path may also make FDs itself (OpenAt, Walk): an entry with no
  * owner yet, holding a use of the entry it was made from, queued with a use
  * of its own until a thread with the GIL gives it its FD object
- * (gofer_fdtable_take_adoptions).
+ * (gofer_fdtable_take_adoptions), or a Close takes it out of that queue
+ * again (gofer_fdtable_unqueue_adoption) and releases it without the GIL.
  *
  * All functions return 0 or a negative errno where they can fail. */
 #ifndef GOFER_FDTABLE_H
@@ -48,6 +49,7 @@ typedef struct gofer_fd {
     struct gofer_fd *control;
     struct gofer_fd *next_deferred; /* in the table's list of FDs to release */
     struct gofer_fd *next_adoption; /* in the table's list of FDs to adopt */
+    struct gofer_fd **adoption_link; /* what points to it there; NULL: not queued */
 } gofer_fd;
 
 /* A list of entries left for a thread with the GIL, and its length. */
@@ -101,6 +103,9 @@ void gofer_fdtable_queue_adoption(gofer_fdtable *t, gofer_fd *f);
 size_t gofer_fdtable_nadoptions(gofer_fdtable *t);
 /* Takes that queue: a list linked by next_adoption, or NULL. */
 gofer_fd *gofer_fdtable_take_adoptions(gofer_fdtable *t);
+/* Takes f out of the adoption queue if it is still there (a Close before
+ * its adoption): 1 if so, and the caller drops the queue's use. */
+int gofer_fdtable_unqueue_adoption(gofer_fdtable *t, gofer_fd *f);
 
 /* Drops one use; 1 if it was the last (the caller releases the FD). */
 static inline int gofer_fd_unuse(gofer_fd *f)

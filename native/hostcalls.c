@@ -70,6 +70,39 @@ int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out)
     return fd;
 }
 
+int gofer_host_mkdir(int dirfd, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+                     struct lisafs_statx *out)
+{
+    if (mkdirat(dirfd, name, mode & 07777) < 0)
+        return -errno;
+    int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : 0;
+    /* -1 (NO_UID, NO_GID) leaves the owner as it is. */
+    if (rc == 0 && (uid != UINT32_MAX || gid != UINT32_MAX) &&
+        fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = gofer_host_control_stat(fd, out);
+    if (rc < 0) {
+        if (fd >= 0)
+            close(fd);
+        unlinkat(dirfd, name, AT_REMOVEDIR);
+        return rc;
+    }
+    return fd;
+}
+
+int gofer_host_unlink(int dirfd, const char *name, int flags)
+{
+    return unlinkat(dirfd, name, flags) < 0 ? -errno : 0;
+}
+
+int gofer_host_rename(int old_dir, const char *old_name, int new_dir, const char *new_name,
+                      unsigned flags)
+{
+    return renameat2(old_dir, old_name, new_dir, new_name, flags) < 0 ? -errno : 0;
+}
+
 int gofer_host_reopen(int fd_dir, int fd, int flags)
 {
     char name[16];

@@ -1,5 +1,6 @@
 /* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
- * FSync, Getdents64, OpenAt's reopen and each step of a walk, shared by the backend
+ * FSync, Getdents64, MkdirAt, UnlinkAt, RenameAt, OpenAt's reopen and each
+ * step of a walk, shared by the backend
  * (fsgofer/_host.pyx) and the GIL-free fast path (fastpath.h), so both
  * answer alike. None takes the GIL; each returns its result or a negative
  * errno (pread, pwrite and fsync retry EINTR). */
@@ -27,6 +28,17 @@ int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out);
 /* The stats gofer_host_walk would give, without opening: for a walk's last
  * step, which needs no FD. */
 int gofer_host_stat_child(int dirfd, const char *name, struct lisafs_statx *out);
+/* MkdirAt: the directory `name` made in dirfd with `mode`'s permission
+ * bits (less the umask) and owned by uid:gid (UINT32_MAX: left as made),
+ * then an O_PATH FD of it, with gofer_host_control_stat's stats in *out;
+ * undone (removed again) if any step fails. */
+int gofer_host_mkdir(int dirfd, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
+                     struct lisafs_statx *out);
+/* UnlinkAt: unlinkat(2). 0 or a negative errno, as the two below. */
+int gofer_host_unlink(int dirfd, const char *name, int flags);
+/* RenameAt and RenameAt2: renameat2(2). */
+int gofer_host_rename(int old_dir, const char *old_name, int new_dir, const char *new_name,
+                      unsigned flags);
 /* A new open file description of the file open at fd, with `flags`
  * (O_CLOEXEC added), through `fd_dir`, a directory of this process's FDs
  * (/proc/self/fd): no path lookup, so nothing can be swapped in between. */

@@ -1,5 +1,6 @@
 """The stock backend's GIL-free path (issue 13): FStat, Walk, WalkStat,
-OpenAt, PRead, PWrite, FSync, Getdents64 and Close on a host FD are served from
+OpenAt, PRead, PWrite, FSync, Getdents64, MkdirAt, UnlinkAt, RenameAt and
+Close on a host FD are served from
 request to response without the GIL, so a thread that holds the GIL (a Python
 extension, the logging of another connection) does not stop them, and
 channel threads serve in parallel.
@@ -15,12 +16,14 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
 
 from gofer import _wire as w
-from gofer._server import ConnectionOpts
+from gofer._server import Connection, ConnectionOpts, Server
+from gofer.client import Client
 from gofer.fsgofer import HostConnection
 
 HOLD = 1.0            # seconds this test keeps the GIL
@@ -43,6 +46,24 @@ CLIENT = textwrap.dedent("""
         + b"inner.bin"
     done, opened = {}, {}
 
+    def sized(name):
+        return struct.pack("<H", len(name)) + name
+
+    def make_rename_remove(call, name):
+        # A directory made, renamed and removed, and its FD closed.
+        root = c.root.control_fd
+        rmid, resp, _ = call(w.MKDIR_AT, struct.pack("<QIIH6x", root, w.NO_UID, w.NO_GID, 0o755)
+                             + sized(name))
+        assert rmid == w.MKDIR_AT, (rmid, resp)
+        made = struct.unpack_from("<Q", resp)[0]
+        rmid, resp, _ = call(w.RENAME_AT, struct.pack("<QQ", root, root) + sized(name)
+                             + sized(name + b"2"))
+        assert rmid == w.RENAME_AT, (rmid, resp)
+        rmid, resp, _ = call(w.UNLINK_AT, struct.pack("<QI", root, 0x200) + sized(name + b"2"))
+        assert rmid == w.UNLINK_AT, (rmid, resp)
+        rmid, _, _ = call(w.CLOSE, struct.pack("<HQ", 1, made))
+        assert rmid == w.CLOSE
+
     def walk_open_and_close(call):
         # Walk to sub/inner.bin, open what the walk made, close all three.
         rmid, resp, _ = call(w.WALK, walk)
@@ -59,8 +80,8 @@ CLIENT = textwrap.dedent("""
     def run(name, call):
         stamps = done[name] = []
         # An FD made without the GIL waits for the next GIL request to be
-        # adopted (at most 128 wait), and this client makes none: three a
-        # tenth of a second, 90 in all per thread.
+        # adopted (at most 128 wait), and this client makes none: four a
+        # tenth of a second, 120 in all per thread.
         opens = opened[name] = []
         # A directory FD of its own: another thread's read moves the offset.
         dfd = dfds.pop()
@@ -79,6 +100,7 @@ CLIENT = textwrap.dedent("""
             stamps.append(time.monotonic())
             if stamps[-1] > (opens[-1] if opens else 0) + 0.1:
                 walk_open_and_close(call)
+                make_rename_remove(call, name.encode())
                 opens.append(time.monotonic())
 
     def over_socket(mid, payload):
@@ -133,7 +155,7 @@ def test_channels_and_socket_are_served_while_another_thread_holds_the_gil(servi
     assert sorted(done) == ["channel0", "channel1", "socket"]
     # Each of the three made progress while the GIL was held here (the old
     # core, which took the GIL for every request, made none), walking to and
-    # opening FDs too.
+    # opening FDs, making, renaming and removing directories too.
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in done.items()}
     assert all(n >= 10 for n in inside.values()), inside
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in opened.items()}
@@ -156,6 +178,7 @@ def test_a_gil_free_close_leaves_a_bounded_number_of_fds_to_release(tmp_path, co
     root = c.root.control_fd
     base = open_fds()
     ids = [c.walk(root, [b"f%d" % i])[1][0].control_fd for i in range(300)]
+    c.call(w.FSTATFS, fd=root)                      # adopts them: none is released at once
     assert open_fds() == base + 300
     c.close_fds(*ids[:100])
     assert c.fstat(root).mask                       # GIL-free too: releases nothing
@@ -168,18 +191,52 @@ def test_a_gil_free_close_leaves_a_bounded_number_of_fds_to_release(tmp_path, co
     assert open_fds() == base
 
 
-def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, connect):
+@pytest.fixture
+def serve_here(tmp_path):
+    """serve_here(**opts) -> (Client, Connection): the stock backend serving
+    tmp_path in this process, with its Connection at hand."""
+    made = []
+
+    def make(**opts):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn = Connection(Server(), HostConnection(tmp_path), ConnectionOpts(**opts))
+        t = threading.Thread(target=conn.serve, args=(theirs.detach(),), daemon=True)
+        t.start()
+        made.append((Client(ours), t))
+        return made[-1][0], conn
+
+    yield make
+    for c, t in made:
+        c.close()
+        t.join(10)
+
+
+def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, serve_here):
     """OpenAt on a stock-backend file is served without the GIL: the new FD
     has no FD object until the connection's next request that takes the GIL
     adopts it, and one closed before that is released then. At most 128
     wait: an OpenAt past that is answered on the GIL path, which adopts them
     all first."""
     (tmp_path / "f").write_bytes(b"0123456789")
-    c = connect(tmp_path)
+    c, conn = serve_here()
     root = c.root.control_fd
     f = c.walk(root, [b"f"])[1][0].control_fd
-    c.call(w.FSTATFS, fd=root)                      # adopts f: none wait
+    c.call(w.FSTATFS, fd=root)                      # on the GIL path: adopts f
+    assert conn.fds_to_adopt == 0
     base = open_fds()
+    ofds, waiting = [], []
+    for _ in range(200):
+        ofd, host_fd = c.open_at(f, os.O_RDONLY)
+        os.close(host_fd)
+        ofds.append(ofd)
+        waiting.append(conn.fds_to_adopt)
+    # The 129th went to the GIL path, and the 71 after it wait again.
+    assert max(waiting) == 128 and waiting[128] == 0 and waiting[-1] == 71
+    assert open_fds() == base + 200
+    c.close_fds(*ofds[129:])                        # still waiting: released at adoption
+    assert open_fds() == base + 200
+    c.close_fds(*ofds[:129])                        # more than 128: the GIL path, which adopts
+    assert open_fds() == base and conn.fds_to_adopt == 0
     most = 0
     for _ in range(200):
         ofd, host_fd = c.open_at(f, os.O_RDONLY)
@@ -187,70 +244,108 @@ def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, 
         c.close_fds(ofd)
         most = max(most, open_fds())
     assert most == base + 128
-    c.call(w.FSTATFS, fd=root)                      # on the GIL path: adopts, releases
+    c.call(w.FSTATFS, fd=root)
     assert open_fds() == base
     # An adopted FD is the backend's like any other: a GIL-only RPC uses it.
     ofd, host_fd = c.open_at(f, os.O_RDWR)
     os.close(host_fd)
     assert c.pread(ofd, 2, 3) == b"234"             # GIL-free, before adoption
+    assert conn.fds_to_adopt == 1
     c.call(w.FALLOCATE, fd=ofd, mode=0, offset=0, length=100)
+    assert conn.fds_to_adopt == 0
     assert (tmp_path / "f").stat().st_size == 100
     c.close_fds(ofd)
     c.call(w.FSTATFS, fd=root)
     assert open_fds() == base
 
 
-def test_fds_walked_to_without_the_gil_are_adopted_in_order(tmp_path, connect, service):
+def test_fds_walked_to_without_the_gil_are_adopted_in_order(tmp_path, serve_here):
     """Walk from a stock-backend directory is served without the GIL: each
     FD walked to waits for adoption, and so does its directory, which the
     next request that takes the GIL adopts first. They serve the GIL-free
     RPCs before that and the GIL-only ones after; the node tree has their
-    names; at most 128 wait, as for OpenAt."""
+    names. One closed before its adoption is released at once, without the
+    GIL (an open FD waits for its adoption: see above)."""
     (tmp_path / "d" / "e").mkdir(parents=True)
     (tmp_path / "d" / "e" / "f").write_bytes(b"0123456789")
     (tmp_path / "d" / "e" / "ln").symlink_to("f")
-    c = connect(tmp_path)
+    c, conn = serve_here()
     root = c.root.control_fd
     base = open_fds()
     status, walked = c.walk(root, [b"d", b"e", b"ln", b"x"])
     assert status == w.WALK_COMPONENT_SYMLINK and len(walked) == 3
     d, e, ln = (i.control_fd for i in walked)
-    assert open_fds() == base + 3
+    assert open_fds() == base + 3 and conn.fds_to_adopt == 3
     f = c.walk(e, [b"f"])[1][0].control_fd
     ofd, host_fd = c.open_at(f, os.O_RDWR)          # from an FD not adopted yet
     os.close(host_fd)
-    assert c.pread(ofd, 2, 3) == b"234"
+    assert c.pread(ofd, 2, 3) == b"234" and conn.fds_to_adopt == 5
     assert c.call(w.READLINK_AT, fd=ln)["target"] == b"f"      # GIL path: adopts all
-    assert sorted(service.server.tree_paths()) == [b"/", b"/d", b"/d/e", b"/d/e/f",
-                                                   b"/d/e/ln"]
+    assert conn.fds_to_adopt == 0
+    assert sorted(conn.server.tree_paths()) == [b"/", b"/d", b"/d/e", b"/d/e/f", b"/d/e/ln"]
     c.call(w.FALLOCATE, fd=ofd, mode=0, offset=0, length=100)
     assert (tmp_path / "d" / "e" / "f").stat().st_size == 100
     c.close_fds(ofd, f, ln, e, d)
     c.call(w.FSTATFS, fd=root)
     assert open_fds() == base
-    assert sorted(service.server.tree_paths()) == [b"/"]
-    # Walked to and closed before adoption: held until the next GIL request.
-    most = 0
+    assert conn.server.tree_paths() == [b"/"]
+    # Walked to and closed before adoption: released at once, nodes too.
     for _ in range(200):
-        c.close_fds(c.walk(root, [b"d"])[1][0].control_fd)
-        most = max(most, open_fds())
-    assert most == base + 128
-    c.call(w.FSTATFS, fd=root)
-    assert open_fds() == base
+        c.close_fds(*(i.control_fd for i in c.walk(root, [b"d", b"e"])[1]))
+    assert open_fds() == base and conn.fds_to_adopt == 0
+    assert conn.server.tree_paths() == [b"/"]
 
 
-def test_a_walk_without_the_gil_that_fails_midway_leaves_nothing(tmp_path, connect, service):
+def test_a_walk_without_the_gil_that_fails_midway_leaves_nothing(tmp_path, serve_here):
     """An error at one step answers the whole Walk, as on the GIL path: the
     FDs its earlier steps made are taken back (here: the connection's FD
     limit reached at the third step)."""
     (tmp_path / "a" / "b" / "c").mkdir(parents=True)
-    c = connect(tmp_path, max_fds=3)
+    c, conn = serve_here(max_fds=3)
     root = c.root.control_fd
     base = open_fds()
     with pytest.raises(OSError) as e:
         c.walk(root, [b"a", b"b", b"c"])
     assert e.value.errno == errno.EMFILE
-    c.call(w.FSTATFS, fd=root)
-    assert open_fds() == base
-    assert sorted(service.server.tree_paths()) == [b"/"]
+    assert open_fds() == base and conn.fds_to_adopt == 0
+    assert conn.server.tree_paths() == [b"/"]
     assert len(c.walk(root, [b"a", b"b"])[1]) == 2
+
+
+def test_mkdir_rename_and_unlink_without_the_gil_keep_the_tree(tmp_path, serve_here):
+    """MkdirAt, RenameAt and UnlinkAt in a stock-backend directory are
+    served without the GIL (nothing is adopted meanwhile), and the node tree
+    follows the host: the directory's node moves with the rename and, once
+    removed, leaves the tree marked deleted, so Getdents64 on its open FD
+    answers EINVAL, as on the GIL path."""
+    c, conn = serve_here()
+    root = c.root.control_fd
+    d = c.call(w.MKDIR_AT, dir_fd=root, uid=w.NO_UID, gid=w.NO_GID, mode=0o750,
+               name=b"d")["child"]
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o750 & ~current_umask()
+    assert conn.fds_to_adopt == 1
+    c.call(w.RENAME_AT, old_dir=root, new_dir=root, old_name=b"d", new_name=b"e")
+    assert sorted(conn.server.tree_paths()) == [b"/", b"/e"] and (tmp_path / "e").is_dir()
+    ofd = c.open_at(d.control_fd, os.O_RDONLY)[0]
+    with pytest.raises(OSError) as err:
+        c.call(w.UNLINK_AT, dir_fd=root, flags=0, name=b"e")      # a directory
+    assert err.value.errno == errno.EISDIR
+    c.call(w.UNLINK_AT, dir_fd=root, flags=0x200, name=b"e")
+    assert not (tmp_path / "e").exists() and conn.server.tree_paths() == [b"/"]
+    with pytest.raises(OSError) as err:
+        c.call(w.GETDENTS64, dir_fd=ofd, count=4096)
+    assert err.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as err:
+        c.call(w.MKDIR_AT, dir_fd=d.control_fd, uid=w.NO_UID, gid=w.NO_GID, mode=0o755,
+               name=b"x")
+    assert err.value.errno == errno.EINVAL
+    assert conn.fds_to_adopt == 2                   # d and ofd: no GIL request came
+    c.close_fds(ofd, d.control_fd)
+    c.call(w.FSTATFS, fd=root)
+    assert conn.fds_to_adopt == 0 and conn.fd_count == 1
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -152,7 +152,8 @@ static int test_deferred(void)
     return 1;
 }
 
-/* Adoptions: each queued entry comes back once, with the queue's use. */
+/* Adoptions: each queued entry comes back once, with the queue's use,
+ * unless it left the queue first. */
 static void *adopter(void *arg)
 {
     int k = (int)(uintptr_t)arg;
@@ -173,13 +174,21 @@ static int test_adoptions(void)
     for (int k = 0; k < 3; k++)
         pthread_join(th[k], NULL);
     CHECK(gofer_fdtable_nadoptions(&shared) == N);
+    /* Every third leaves the queue early (a Close before adoption), from
+     * its head, its tail and between; once only. */
+    for (int i = 0; i < N; i += 3)
+        CHECK(gofer_fdtable_unqueue_adoption(&shared, &fds[i]) == 1);
+    CHECK(gofer_fdtable_unqueue_adoption(&shared, &fds[0]) == 0);
+    CHECK(gofer_fdtable_nadoptions(&shared) == N - (N + 2) / 3);
     for (int i = 0; i < N; i++)
         atomic_store(&released[i], 0);
     for (gofer_fd *f = gofer_fdtable_take_adoptions(&shared); f != NULL; f = f->next_adoption)
         atomic_fetch_add(&released[f - fds], 1);
     for (int i = 0; i < N; i++)
-        CHECK(atomic_load(&released[i]) == 1 && atomic_load(&fds[i].users) == 2);
+        CHECK(atomic_load(&released[i]) == (i % 3 != 0) && atomic_load(&fds[i].users) == 2);
     CHECK(gofer_fdtable_nadoptions(&shared) == 0 && gofer_fdtable_take_adoptions(&shared) == NULL);
+    /* Taken for adoption: no longer in the queue to leave. */
+    CHECK(gofer_fdtable_unqueue_adoption(&shared, &fds[1]) == 0);
     gofer_fdtable_destroy(&shared);
     return 1;
 }

@@ -306,14 +306,16 @@ cdef class ControlFDImpl:
 
     cdef const int* c_host_tree(self) noexcept:
         """NULL, or, for a directory with c_host_fd, a c_reopen_dir for the
-        files below it when Walk from it is exactly, at each step, the
-        core's host walk (an O_PATH|O_NOFOLLOW openat of the name and its
-        statx, the stock backend's c_walk; native/hostcalls.h) and each
-        file walked to is a control FD whose c_host_fd is that FD, whose
-        c_reopen_dir is this for a regular file or directory (else NULL),
-        and whose c_host_tree is this for a directory. The core then serves
-        Walk itself, without the GIL, and later asks the parent of each new
-        FD for its impl with c_adopt_walk."""
+        files below it when this directory is a host directory exactly as
+        the stock backend serves one (native/hostcalls.h): Walk from it is,
+        at each step, the host walk (an O_PATH|O_NOFOLLOW openat of the name
+        and its statx; c_walk), MkdirAt is gofer_host_mkdir, UnlinkAt
+        unlinkat(2), and RenameAt between two such directories renameat2(2);
+        each file walked to or made is a control FD whose c_host_fd is that
+        FD, whose c_reopen_dir is this for a regular file or directory (else
+        NULL), and whose c_host_tree is this for a directory. The core then
+        serves those RPCs itself, without the GIL, and later asks the parent
+        of each new FD for its impl with c_adopt_walk."""
         return NULL
 
     cdef object c_adopt_walk(self, int host_fd, uint16_t ftype):

@@ -255,6 +255,11 @@ cdef class Connection:
     def fd_count(self):
         return gofer_fdtable_count(&self.fds)
 
+    @property
+    def fds_to_adopt(self):
+        """FDs the fast path made that wait for their FD objects."""
+        return gofer_fdtable_nadoptions(&self.fds)
+
     # ------------------------------------------------------------ dispatch
 
     cdef uint16_t dispatch(self, uint16_t mid, const char* req, Py_ssize_t n, Out* o) noexcept:

@@ -65,11 +65,7 @@ cdef void fd_release(gofer_fd* c) noexcept:
     cdef FD fd
     cdef gofer_fd* control
     if c.owner == NULL:
-        close(c.host_fd)
-        if c.kind == GOFER_FD_CONTROL:
-            gofer_node_decref(c.node)
-        control = c.control
-        free(c)
+        control = gofer_fast_free_unowned(c)
         if gofer_fd_unuse(control):
             fd_release(control)
         return

@@ -87,6 +87,7 @@ cdef extern from "fdtable.h" nogil:
     bint gofer_fd_unuse(gofer_fd* f)
     gofer_fd* gofer_fdtable_take_deferred(gofer_fdtable* t)
     gofer_fd* gofer_fdtable_take_adoptions(gofer_fdtable* t)
+    size_t gofer_fdtable_nadoptions(gofer_fdtable* t)
 
 cdef extern from "fastpath.h" nogil:
     enum:
@@ -98,5 +99,6 @@ cdef extern from "fastpath.h" nogil:
         size_t max_fds
         uint8_t readonly, open_on_deleted
         void (*release)(gofer_fd* f) noexcept nogil
+    gofer_fd* gofer_fast_free_unowned(gofer_fd* f)
     int gofer_fast_handle(const gofer_fast* c, uint16_t mid, const char* req, size_t n,
                           char* out, size_t cap, size_t* outlen, int* donated)

@@ -23,7 +23,7 @@ from gofer import _wire
 
 cdef extern from "<fcntl.h>" nogil:
     int openat(int, const char*, int, ...)
-    int O_PATH, O_NOFOLLOW, O_CLOEXEC, O_RDONLY, O_DIRECTORY, O_NONBLOCK, AT_EMPTY_PATH
+    int O_PATH, O_NOFOLLOW, O_CLOEXEC, O_RDONLY, O_NONBLOCK, AT_EMPTY_PATH
     int O_CREAT, O_EXCL, O_WRONLY
     int fcntl(int, int, ...)
     int F_GETFL, F_SETFL
@@ -44,9 +44,6 @@ cdef extern from "<fcntl.h>" nogil:
     int fallocate(int, int, long, long)
     int fchownat(int, const char*, unsigned, unsigned, int)
     int unlinkat(int, const char*, int)
-
-cdef extern from "<stdio.h>" nogil:
-    int renameat2(int, const char*, int, const char*, unsigned)
 
 cdef extern from "<sys/vfs.h>" nogil:
     struct statfs:
@@ -71,6 +68,11 @@ cdef extern from "hostcalls.h" nogil:
     int gofer_host_control_stat(int fd, lisafs_statx* out)
     int gofer_host_walk(int dirfd, const char* name, lisafs_statx* out)
     int gofer_host_reopen(int fd_dir, int fd, int flags)
+    int gofer_host_mkdir(int dirfd, const char* name, uint32_t mode, uint32_t uid,
+                         uint32_t gid, lisafs_statx* out)
+    int gofer_host_unlink(int dirfd, const char* name, int flags)
+    int gofer_host_rename(int old_dir, const char* old_name, int new_dir,
+                          const char* new_name, unsigned flags)
     Py_ssize_t gofer_host_pio(int fd, char* buf, size_t count, int64_t offset, int writing)
     int gofer_host_fsync(int fd)
     int gofer_host_getdents64(int fd, int32_t count, int seek0, char* out, size_t cap,
@@ -337,14 +339,18 @@ cdef class HostControlFD(ControlFDImpl):
                 failed, err = failed | (mask & 0x18), e.errno
         return (failed, err) if failed else None
 
-    cdef tuple created(self, bytes name, int fd, uint32_t uid, uint32_t gid, int rmflags):
+    cdef tuple created(self, bytes name, int fd, uint32_t uid, uint32_t gid):
         """Finishes a create: owner, stat, ControlFD; undoes it on failure."""
         cdef lisafs_statx st
         try:
-            set_owner(fd, uid, gid)
-            child = new_control(self.conn, fd, &st)
+            try:
+                set_owner(fd, uid, gid)
+            except BaseException:
+                close(fd)
+                raise
+            child = new_control(self.conn, fd, &st)       # closes fd if it fails
         except BaseException:
-            unlink_quietly(self.fd, name, rmflags)
+            unlink_quietly(self.fd, name, 0)
             raise
         return child, to_statx(&st)
 
@@ -355,7 +361,7 @@ cdef class HostControlFD(ControlFDImpl):
             fd = openat(self.fd, c_name, flags | O_NOFOLLOW | O_CLOEXEC)
         if fd < 0:
             err = errno
-            unlink_quietly(self.fd, name, 0x200 if flags & O_DIRECTORY else 0)
+            unlink_quietly(self.fd, name, 0)
             raise_errno(err)
         return fd
 
@@ -369,7 +375,7 @@ cdef class HostControlFD(ControlFDImpl):
             raise_errno(errno)
         try:
             pfd = reopen_fd(fd, O_PATH)
-            child, st = self.created(name, pfd, uid, gid, 0)
+            child, st = self.created(name, pfd, uid, gid)
             ofd = HostOpenFD.__new__(HostOpenFD)
             (<HostOpenFD>ofd).fd = (<HostControlFD>child).reopen(flags)
         except BaseException:
@@ -379,9 +385,16 @@ cdef class HostControlFD(ControlFDImpl):
             close(fd)
         return child, st, ofd, dup((<HostOpenFD>ofd).fd)
 
-    def mkdir(self, mode, uid, gid, bytes name):
-        os.mkdir(name, mode & 0o7777, dir_fd=self.fd)
-        return self.created(name, self.open_child(name, O_PATH | O_DIRECTORY), uid, gid, 0x200)
+    def mkdir(self, uint32_t mode, uint32_t uid, uint32_t gid, bytes name):
+        cdef const char* c_name = name
+        cdef lisafs_statx st
+        cdef int fd
+        # The same host calls as the core's GIL-free MkdirAt.
+        with nogil:
+            fd = gofer_host_mkdir(self.fd, c_name, mode, uid, gid, &st)
+        if fd < 0:
+            raise_errno(-fd)
+        return wrap_control(self.conn, fd, S_IFDIR), to_statx(&st)
 
     def mknod(self, mode, uid, gid, bytes name, minor, major):
         # Regular files, and the 0:0 character device overlayfs uses as a
@@ -390,11 +403,11 @@ cdef class HostControlFD(ControlFDImpl):
         if not (kind == S_IFREG or (kind == S_IFCHR and minor == 0 and major == 0)):
             raise_errno(E.EPERM)
         os.mknod(name, mode, 0, dir_fd=self.fd)
-        return self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+        return self.created(name, self.open_child(name, O_PATH), uid, gid)
 
     def symlink(self, bytes name, bytes target, uid, gid):
         os.symlink(target, name, dir_fd=self.fd)
-        return self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+        return self.created(name, self.open_child(name, O_PATH), uid, gid)
 
     def link(self, ControlFDImpl dir, bytes name):
         # linkat() through the magic link needs no CAP_DAC_READ_SEARCH, unlike
@@ -473,7 +486,7 @@ cdef class HostControlFD(ControlFDImpl):
         try:
             os.fchmod(s.fileno(), mode & 0o7777)
             s.bind(path)
-            child, st = self.created(name, self.open_child(name, O_PATH), uid, gid, 0)
+            child, st = self.created(name, self.open_child(name, O_PATH), uid, gid)
         except BaseException:
             s.close()
             raise
@@ -485,16 +498,18 @@ cdef class HostControlFD(ControlFDImpl):
         cdef const char* c_name = name
         cdef int rc
         with nogil:
-            rc = unlinkat(self.fd, c_name, as_int(flags))
-        check(rc)
+            rc = gofer_host_unlink(self.fd, c_name, as_int(flags))
+        if rc < 0:
+            raise_errno(-rc)
 
     def rename_at(self, bytes old_name, ControlFDImpl new_dir, bytes new_name, unsigned flags):
         cdef const char* old = old_name
         cdef const char* new = new_name
         cdef int new_fd = (<HostControlFD?>new_dir).fd, rc
         with nogil:
-            rc = renameat2(self.fd, old, new_fd, new, flags)
-        check(rc)
+            rc = gofer_host_rename(self.fd, old, new_fd, new, flags)
+        if rc < 0:
+            raise_errno(-rc)
 
     def get_xattr(self, bytes name, size):
         return os.getxattr(self.proc_path(), name)
