@@ -18,6 +18,7 @@ enum {
     MID_WALK = 5,
     MID_WALK_STAT = 6,
     MID_OPEN_AT = 7,
+    MID_OPEN_CREATE_AT = 8,
     MID_CLOSE = 9,
     MID_FSYNC = 10,
     MID_PWRITE = 11,
@@ -434,11 +435,48 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
     return MID_WALK_STAT;
 }
 
+/* The open FD's entry for fd, opened from control FD f with access mode
+ * `acc` (OpenAt, OpenCreateAt), added to the table and queued for
+ * adoption; it keeps a use of f until adopted. A regular file's FD is
+ * donated (*donated), as the core prepares every donated FD: non-blocking
+ * (the open file description is the client's too; not at the open, which
+ * must wait for a lease break as gVisor's does) and close-on-exec; none if
+ * the dup fails, as on the GIL path. NULL with the errno in *rc if that
+ * fails, fd closed. */
+static gofer_fd *new_open(const gofer_fast *c, gofer_fd *f, int fd, uint32_t acc, int *donated,
+                          int *rc)
+{
+    gofer_fd *o = calloc(1, sizeof(*o));
+    *rc = o == NULL ? -ENOMEM : 0;
+    if (o != NULL) {
+        o->host_fd = fd;
+        o->kind = GOFER_FD_OPEN;
+        o->readable = acc == O_RDONLY || acc == O_RDWR;
+        o->writable = acc == O_WRONLY || acc == O_RDWR;
+        o->is_dir = f->is_dir;
+        o->node = f->node;                          /* the control FD's */
+        o->control = f;
+        atomic_store(&o->users, 1);                 /* for the adoption queue */
+        *rc = gofer_fdtable_add(c->fds, o, c->max_fds);
+    }
+    if (*rc < 0) {
+        close(fd);
+        free(o);
+        return NULL;
+    }
+    atomic_fetch_add(&f->users, 1);                 /* o's, until adopted */
+    if (!o->is_dir) {
+        fcntl(fd, F_SETFL, O_NONBLOCK);     /* the flags hold no other status flag */
+        *donated = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    }
+    /* From here on the entry is the adopter's and Close's. */
+    gofer_fdtable_queue_adoption(c->fds, o);
+    return o;
+}
+
 /* OpenAt: control FDID u64, flags u32 (of which O_ACCMODE and O_TRUNC count,
  * as on the GIL path). Served for a regular file or directory whose backend
- * lets the core reopen its host FD (gofer_fd.reopen_dir): the new FD's
- * entry keeps its control FD's use until adopted. A regular file's new FD
- * is donated, as the stock backend does. */
+ * lets the core reopen its host FD (gofer_fd.reopen_dir). */
 static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, size_t *outlen,
                    int *donated)
 {
@@ -452,48 +490,21 @@ static int open_at(const gofer_fast *c, const char *req, size_t n, char *out, si
     gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
     if (f == NULL)
         return GOFER_FAST_DECLINED;
-    gofer_fd *o = NULL;
-    if (f->reopen_dir == NULL || (f->is_dir && writes) ||
-        (o = calloc(1, sizeof(*o))) == NULL) {
+    if (f->reopen_dir == NULL || (f->is_dir && writes)) {
         unuse(c, f);
-        return GOFER_FAST_DECLINED;                 /* EISDIR, ENOMEM */
+        return GOFER_FAST_DECLINED;                 /* EISDIR */
     }
     lock(c, f, 0);
-    int fd = !c->open_on_deleted && gofer_node_deleted(f->node)
+    int rc = !c->open_on_deleted && gofer_node_deleted(f->node)
                  ? -EINVAL
                  : gofer_host_reopen(*f->reopen_dir, f->host_fd, (int)flags);
     unlock(c, f);
-    int rc = fd < 0 ? fd : 0;
-    if (rc == 0) {
-        o->host_fd = fd;
-        o->kind = GOFER_FD_OPEN;
-        o->readable = acc == O_RDONLY || acc == O_RDWR;
-        o->writable = acc == O_WRONLY || acc == O_RDWR;
-        o->is_dir = f->is_dir;
-        o->node = f->node;                          /* the control FD's */
-        o->control = f;                             /* with this request's use */
-        atomic_store(&o->users, 1);                 /* for the adoption queue */
-        rc = gofer_fdtable_add(c->fds, o, c->max_fds);
-        if (rc < 0)
-            close(fd);
-    }
-    if (rc < 0) {
-        free(o);
-        unuse(c, f);
+    gofer_fd *o = rc < 0 ? NULL : new_open(c, f, rc, acc, donated, &rc);
+    unuse(c, f);
+    if (o == NULL)
         return answer_errno(out, outlen, -rc);
-    }
     lisafs_st64(out, o->id);
     *outlen = 8;
-    if (!o->is_dir) {
-        /* Donated as the core prepares every donated FD: non-blocking (the
-         * open file description is the client's too; not at the open,
-         * which must wait for a lease break as gVisor's does) and
-         * close-on-exec. None if the dup fails, as on the GIL path. */
-        fcntl(fd, F_SETFL, O_NONBLOCK);     /* flags holds no other status flag */
-        *donated = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    }
-    /* From here on the entry is the adopter's and Close's. */
-    gofer_fdtable_queue_adoption(c->fds, o);
     return MID_OPEN_AT;
 }
 
@@ -586,6 +597,60 @@ static int mkdir_at(const gofer_fast *c, const char *req, size_t n, char *out, s
     *outlen = sizeof(struct lisafs_inode);
     unuse(c, e);
     return MID_MKDIR_AT;
+}
+
+/* OpenCreateAt: directory FDID u64, uid u32, gid u32, mode u16, 6 bytes of
+ * padding, flags u32 (O_ACCMODE and O_TRUNC count), then the name. As the
+ * stock backend's (gofer_host_create) under the directory's node lock,
+ * exclusive: the new file's control FD and open FD wait for adoption as a
+ * walk's and an OpenAt's do, and its FD is donated. */
+static int open_create_at(const gofer_fast *c, const char *req, size_t n, char *out,
+                          size_t *outlen, int *donated)
+{
+    char name[256];
+    uint16_t len;
+    size_t pos = 28;
+    if (n < pos || !take_name(req, n, &pos, name, &len) ||
+        gofer_fdtable_nadoptions(c->fds) + 2 > GOFER_FAST_MAX_QUEUED)
+        return GOFER_FAST_DECLINED;
+    uint32_t flags = lisafs_ld32(req + 24) & (O_ACCMODE | O_TRUNC);
+    gofer_fd *d = host_dir(c, req);
+    if (d == NULL)
+        return GOFER_FAST_DECLINED;
+    struct lisafs_statx st;
+    gofer_fd *e = NULL, *o = NULL;
+    int rc, open_fd = -1;
+    lock(c, d, 1);
+    int hfd = gofer_node_deleted(d->node)
+                  ? -EINVAL
+                  : gofer_host_create(d->host_fd, *d->host_tree, name, lisafs_ld16(req + 16),
+                                      lisafs_ld32(req + 8), lisafs_ld32(req + 12), (int)flags,
+                                      &st, &open_fd);
+    if (hfd >= 0)
+        e = new_child(c, d, name, len, hfd, st.mode & S_IFMT, &rc);
+    else
+        rc = hfd;
+    unlock(c, d);
+    unuse(c, d);
+    if (e != NULL) {
+        o = new_open(c, e, open_fd, flags & O_ACCMODE, donated, &rc);
+        open_fd = -1;
+        if (o == NULL)
+            close_fd(c, e->id);     /* unlike the GIL path, which leaves it open */
+    }
+    if (open_fd >= 0)
+        close(open_fd);
+    if (o == NULL) {
+        if (e != NULL)
+            unuse(c, e);
+        return answer_errno(out, outlen, -rc);
+    }
+    lisafs_st64(out, e->id);
+    memcpy(out + 8, &st, sizeof(st));
+    lisafs_st64(out + sizeof(struct lisafs_inode), o->id);
+    *outlen = sizeof(struct lisafs_inode) + 8;
+    unuse(c, e);
+    return MID_OPEN_CREATE_AT;
 }
 
 /* UnlinkAt: directory FDID u64, flags u32, then the name. Under the
@@ -718,6 +783,8 @@ int gofer_fast_handle(const gofer_fast *c, uint16_t mid, const char *req, size_t
         return walk_stat(c, req, n, out, cap, outlen);
     case MID_OPEN_AT:
         return open_at(c, req, n, out, outlen, donated);
+    case MID_OPEN_CREATE_AT:
+        return open_create_at(c, req, n, out, outlen, donated);
     case MID_CLOSE:
         return close_fds(c, req, n, outlen);
     case MID_GETDENTS64:

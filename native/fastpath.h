@@ -3,7 +3,8 @@
  * backend; see ControlFDImpl.c_host_fd): FStat, WalkStat, PRead, PWrite,
  * FSync, Getdents64 and Close; OpenAt where the backend lets the core
  * reopen the host FD itself (ControlFDImpl.c_reopen_dir), and Walk,
- * MkdirAt, UnlinkAt and RenameAt where it lets the core walk and change the
+ * MkdirAt, OpenCreateAt, UnlinkAt and RenameAt where it lets the core walk
+ * and change the
  * host directory (ControlFDImpl.c_host_tree): the new FDs
  * (and nodes, nodes.h) are made here, and the core adopts the FDs (gives
  * them their FD objects) later, with the GIL (fdtable.h).
@@ -26,9 +27,9 @@
 
 #define GOFER_FAST_DECLINED (-1)
 /* FDs the fast path may leave queued per connection (fdtable.h), for
- * release after a Close and for adoption after an OpenAt, Walk or MkdirAt:
- * the next request that holds the GIL takes both queues first; past this,
- * Close, OpenAt, Walk or MkdirAt is declined, and so served with the GIL, which empties
+ * release after a Close and for adoption after an OpenAt, Walk, MkdirAt or
+ * OpenCreateAt: the next request that holds the GIL takes both queues
+ * first; past this, those RPCs are declined, and so served with the GIL, which empties
  * them. */
 #define GOFER_FAST_MAX_QUEUED 128
 

@@ -70,17 +70,22 @@ int gofer_host_walk(int dirfd, const char *name, struct lisafs_statx *out)
     return fd;
 }
 
+/* Sets the owner of a file just made (UINT32_MAX: left as made). */
+static int set_owner(int fd, uint32_t uid, uint32_t gid)
+{
+    if ((uid != UINT32_MAX || gid != UINT32_MAX) &&
+        fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+        return -errno;
+    return 0;
+}
+
 int gofer_host_mkdir(int dirfd, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
                      struct lisafs_statx *out)
 {
     if (mkdirat(dirfd, name, mode & 07777) < 0)
         return -errno;
     int fd = openat(dirfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int rc = fd < 0 ? -errno : 0;
-    /* -1 (NO_UID, NO_GID) leaves the owner as it is. */
-    if (rc == 0 && (uid != UINT32_MAX || gid != UINT32_MAX) &&
-        fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-        rc = -errno;
+    int rc = fd < 0 ? -errno : set_owner(fd, uid, gid);
     if (rc == 0)
         rc = gofer_host_control_stat(fd, out);
     if (rc < 0) {
@@ -90,6 +95,29 @@ int gofer_host_mkdir(int dirfd, const char *name, uint32_t mode, uint32_t uid, u
         return rc;
     }
     return fd;
+}
+
+int gofer_host_create(int dirfd, int fd_dir, const char *name, uint32_t mode, uint32_t uid,
+                      uint32_t gid, int flags, struct lisafs_statx *out, int *open_fd)
+{
+    int fd = openat(dirfd, name, O_CREAT | O_EXCL | O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC,
+                    mode & 07777);
+    if (fd < 0)
+        return -errno;
+    int pfd = gofer_host_reopen(fd_dir, fd, O_PATH);
+    int rc = pfd < 0 ? pfd : set_owner(pfd, uid, gid);
+    if (rc == 0)
+        rc = gofer_host_control_stat(pfd, out);
+    if (rc == 0)
+        rc = *open_fd = gofer_host_reopen(fd_dir, pfd, flags);
+    close(fd);
+    if (rc < 0) {
+        if (pfd >= 0)
+            close(pfd);
+        unlinkat(dirfd, name, 0);
+        return rc;
+    }
+    return pfd;
 }
 
 int gofer_host_unlink(int dirfd, const char *name, int flags)

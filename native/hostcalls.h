@@ -1,5 +1,6 @@
 /* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
- * FSync, Getdents64, MkdirAt, UnlinkAt, RenameAt, OpenAt's reopen and each
+ * FSync, Getdents64, MkdirAt, OpenCreateAt, UnlinkAt, RenameAt, OpenAt's
+ * reopen and each
  * step of a walk, shared by the backend
  * (fsgofer/_host.pyx) and the GIL-free fast path (fastpath.h), so both
  * answer alike. None takes the GIL; each returns its result or a negative
@@ -34,6 +35,13 @@ int gofer_host_stat_child(int dirfd, const char *name, struct lisafs_statx *out)
  * undone (removed again) if any step fails. */
 int gofer_host_mkdir(int dirfd, const char *name, uint32_t mode, uint32_t uid, uint32_t gid,
                      struct lisafs_statx *out);
+/* OpenCreateAt: the regular file `name` made in dirfd (O_EXCL, not
+ * following a symlink) with `mode`'s permission bits (less the umask), an
+ * O_PATH FD of it reopened through fd_dir, owned by uid:gid as MkdirAt's,
+ * with its stats in *out; and in *open_fd a reopen of it with `flags`.
+ * Returns the O_PATH FD; undone (removed again) if any step fails. */
+int gofer_host_create(int dirfd, int fd_dir, const char *name, uint32_t mode, uint32_t uid,
+                      uint32_t gid, int flags, struct lisafs_statx *out, int *open_fd);
 /* UnlinkAt: unlinkat(2). 0 or a negative errno, as the two below. */
 int gofer_host_unlink(int dirfd, const char *name, int flags);
 /* RenameAt and RenameAt2: renameat2(2). */

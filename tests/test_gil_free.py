@@ -1,6 +1,6 @@
 """The stock backend's GIL-free path (issue 13): FStat, Walk, WalkStat,
-OpenAt, PRead, PWrite, FSync, Getdents64, MkdirAt, UnlinkAt, RenameAt and
-Close on a host FD are served from
+OpenAt, PRead, PWrite, FSync, Getdents64, MkdirAt, OpenCreateAt, UnlinkAt,
+RenameAt and Close on a host FD are served from
 request to response without the GIL, so a thread that holds the GIL (a Python
 extension, the logging of another connection) does not stop them, and
 channel threads serve in parallel.
@@ -50,12 +50,22 @@ CLIENT = textwrap.dedent("""
         return struct.pack("<H", len(name)) + name
 
     def make_rename_remove(call, name):
-        # A directory made, renamed and removed, and its FD closed.
+        # A directory made, a file created in it and removed, the directory
+        # renamed and removed, and their FDs closed.
         root = c.root.control_fd
         rmid, resp, _ = call(w.MKDIR_AT, struct.pack("<QIIH6x", root, w.NO_UID, w.NO_GID, 0o755)
                              + sized(name))
         assert rmid == w.MKDIR_AT, (rmid, resp)
         made = struct.unpack_from("<Q", resp)[0]
+        rmid, resp, fds = call(w.OPEN_CREATE_AT, struct.pack("<QIIH6xI", made, w.NO_UID,
+                                                              w.NO_GID, 0o644, os.O_WRONLY)
+                               + sized(b"f"))
+        assert rmid == w.OPEN_CREATE_AT and len(fds) == 1, (rmid, resp)
+        os.close(fds[0])
+        rmid, _, _ = call(w.CLOSE, struct.pack("<HQQ", 2, *struct.unpack_from("<Q144xQ", resp)))
+        assert rmid == w.CLOSE
+        rmid, resp, _ = call(w.UNLINK_AT, struct.pack("<QI", made, 0) + sized(b"f"))
+        assert rmid == w.UNLINK_AT, (rmid, resp)
         rmid, resp, _ = call(w.RENAME_AT, struct.pack("<QQ", root, root) + sized(name)
                              + sized(name + b"2"))
         assert rmid == w.RENAME_AT, (rmid, resp)
@@ -155,7 +165,7 @@ def test_channels_and_socket_are_served_while_another_thread_holds_the_gil(servi
     assert sorted(done) == ["channel0", "channel1", "socket"]
     # Each of the three made progress while the GIL was held here (the old
     # core, which took the GIL for every request, made none), walking to and
-    # opening FDs, making, renaming and removing directories too.
+    # opening FDs, making, renaming and removing directories and files too.
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in done.items()}
     assert all(n >= 10 for n in inside.values()), inside
     inside = {name: sum(start + 0.1 < t < end for t in stamps) for name, stamps in opened.items()}
@@ -341,6 +351,31 @@ def test_mkdir_rename_and_unlink_without_the_gil_keep_the_tree(tmp_path, serve_h
     assert err.value.errno == errno.EINVAL
     assert conn.fds_to_adopt == 2                   # d and ofd: no GIL request came
     c.close_fds(ofd, d.control_fd)
+    c.call(w.FSTATFS, fd=root)
+    assert conn.fds_to_adopt == 0 and conn.fd_count == 1
+
+
+def test_open_create_without_the_gil(tmp_path, serve_here):
+    """OpenCreateAt in a stock-backend directory is served without the GIL:
+    the file is made with its mode, the client gets its FD, and its control
+    FD and open FD wait for adoption; the name taken, EEXIST."""
+    c, conn = serve_here()
+    root = c.root.control_fd
+    r, fds = c.call_fds(w.OPEN_CREATE_AT, dir_fd=root, uid=w.NO_UID, gid=w.NO_GID,
+                        mode=0o640, flags=os.O_RDWR, name=b"f")
+    assert len(fds) == 1 and conn.fds_to_adopt == 2
+    os.write(fds[0], b"abc")
+    os.close(fds[0])
+    assert (tmp_path / "f").read_bytes() == b"abc"
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o640 & ~current_umask()
+    assert r["child"].stat.size == 0
+    assert c.pread(r["new_fd"], 1, 2) == b"bc"
+    with pytest.raises(OSError) as err:
+        c.call(w.OPEN_CREATE_AT, dir_fd=root, uid=w.NO_UID, gid=w.NO_GID, mode=0o640,
+               flags=os.O_RDWR, name=b"f")
+    assert err.value.errno == errno.EEXIST
+    assert conn.fds_to_adopt == 2
+    c.close_fds(r["new_fd"], r["child"].control_fd)
     c.call(w.FSTATFS, fd=root)
     assert conn.fds_to_adopt == 0 and conn.fd_count == 1
 

@@ -309,8 +309,10 @@ cdef class ControlFDImpl:
         files below it when this directory is a host directory exactly as
         the stock backend serves one (native/hostcalls.h): Walk from it is,
         at each step, the host walk (an O_PATH|O_NOFOLLOW openat of the name
-        and its statx; c_walk), MkdirAt is gofer_host_mkdir, UnlinkAt
-        unlinkat(2), and RenameAt between two such directories renameat2(2);
+        and its statx; c_walk), MkdirAt is gofer_host_mkdir, OpenCreateAt
+        gofer_host_create through this pointer's FD directory (and a dup of
+        the open FD donated), UnlinkAt unlinkat(2), and RenameAt between two
+        such directories renameat2(2);
         each file walked to or made is a control FD whose c_host_fd is that
         FD, whose c_reopen_dir is this for a regular file or directory (else
         NULL), and whose c_host_tree is this for a directory. The core then

@@ -24,7 +24,7 @@ from gofer import _wire
 cdef extern from "<fcntl.h>" nogil:
     int openat(int, const char*, int, ...)
     int O_PATH, O_NOFOLLOW, O_CLOEXEC, O_RDONLY, O_NONBLOCK, AT_EMPTY_PATH
-    int O_CREAT, O_EXCL, O_WRONLY
+    int O_WRONLY
     int fcntl(int, int, ...)
     int F_GETFL, F_SETFL
     int AT_SYMLINK_NOFOLLOW
@@ -70,6 +70,8 @@ cdef extern from "hostcalls.h" nogil:
     int gofer_host_reopen(int fd_dir, int fd, int flags)
     int gofer_host_mkdir(int dirfd, const char* name, uint32_t mode, uint32_t uid,
                          uint32_t gid, lisafs_statx* out)
+    int gofer_host_create(int dirfd, int fd_dir, const char* name, uint32_t mode, uint32_t uid,
+                          uint32_t gid, int flags, lisafs_statx* out, int* open_fd)
     int gofer_host_unlink(int dirfd, const char* name, int flags)
     int gofer_host_rename(int old_dir, const char* old_name, int new_dir,
                           const char* new_name, unsigned flags)
@@ -365,25 +367,19 @@ cdef class HostControlFD(ControlFDImpl):
             raise_errno(err)
         return fd
 
-    def open_create(self, mode, uid, gid, bytes name, flags):
+    def open_create(self, uint32_t mode, uint32_t uid, uint32_t gid, bytes name, int flags):
         cdef const char* c_name = name
-        cdef int fd, perm = mode & 0o7777
+        cdef lisafs_statx st
+        cdef int fd, open_fd = -1
+        # The same host calls as the core's GIL-free OpenCreateAt.
         with nogil:
-            fd = openat(self.fd, c_name, O_CREAT | O_EXCL | O_RDONLY | O_NONBLOCK |
-                        O_NOFOLLOW | O_CLOEXEC, perm)
+            fd = gofer_host_create(self.fd, _proc_self_fd, c_name, mode, uid, gid, flags, &st,
+                                   &open_fd)
         if fd < 0:
-            raise_errno(errno)
-        try:
-            pfd = reopen_fd(fd, O_PATH)
-            child, st = self.created(name, pfd, uid, gid)
-            ofd = HostOpenFD.__new__(HostOpenFD)
-            (<HostOpenFD>ofd).fd = (<HostControlFD>child).reopen(flags)
-        except BaseException:
-            unlink_quietly(self.fd, name, 0)
-            raise
-        finally:
-            close(fd)
-        return child, st, ofd, dup((<HostOpenFD>ofd).fd)
+            raise_errno(-fd)
+        ofd = HostOpenFD.__new__(HostOpenFD)
+        (<HostOpenFD>ofd).fd = open_fd
+        return wrap_control(self.conn, fd, st.mode & S_IFMT), to_statx(&st), ofd, dup(open_fd)
 
     def mkdir(self, uint32_t mode, uint32_t uid, uint32_t gid, bytes name):
         cdef const char* c_name = name
