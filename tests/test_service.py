@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gofer._server import ConnectionOpts, Server
+from gofer._server import Connection, ConnectionOpts, Server
 from gofer.client import Client
 from gofer.fsgofer import HostConnection
 from gofer.service import Service, Throttled
@@ -91,3 +91,42 @@ def test_throttled_warnings_say_what_they_left_out(caplog):
         t.warning("out of %s", "FDs")
     assert [r.getMessage() for r in caplog.records] == [
         "out of FDs", "out of FDs (and 4 more since the last report)"]
+
+
+def test_a_connection_shut_down_before_it_serves_serves_nothing(tmp_path):
+    """Service.stop may reach a connection whose thread has not begun to
+    serve: serve() then returns at once, closing its socket."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn = Connection(Server(), HostConnection(tmp_path))
+    conn.shutdown()
+    t = threading.Thread(target=conn.serve, args=(theirs.detach(),))
+    t.start()
+    t.join(10)
+    assert not t.is_alive()
+    assert ours.recv(1) == b""                      # closed: EOF
+    ours.close()
+
+
+def test_shutting_down_a_finished_connection_leaves_its_old_fd_number_alone(tmp_path):
+    """A connection that has finished closed its socket, and the number may
+    now be another file's: shutting the connection down (Service.stop racing
+    a client that left) must not touch that file."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    fd = theirs.detach()
+    conn = Connection(Server(), HostConnection(tmp_path))
+    t = threading.Thread(target=conn.serve, args=(fd,))
+    t.start()
+    ours.close()
+    t.join(10)
+    assert not t.is_alive()
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    reused = a if a.fileno() == fd else b
+    assert reused.fileno() == fd                    # the lowest free number
+    conn.shutdown()
+    other = b if reused is a else a
+    other.sendall(b"x")
+    assert reused.recv(1) == b"x"
+    reused.sendall(b"y")
+    assert other.recv(1) == b"y"
+    a.close()
+    b.close()

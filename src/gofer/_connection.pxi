@@ -332,6 +332,16 @@ cdef class Connection:
         b.c.kind = GOFER_FD_BOUND
         return self.add_fd(b, -1, cfd.node)
 
+    def shutdown(self):
+        """Ends serve() from another thread, before or while it runs, by
+        shutting its socket down. Under channels_lock: serve() closes that
+        socket only after marking the connection closed under it, so the FD
+        number cannot be another file's by then."""
+        with self.channels_lock:
+            if not self.closed and self.sock >= 0:
+                shutdown_socket(self.sock)
+            self.closed = True
+
     cdef int serve_fast(self, uint16_t mid, const char* req, Py_ssize_t n, Out* o) noexcept nogil:
         """The response MID of a request the fast path served without the
         GIL (native/fastpath.h), or -1: dispatch() must handle it."""
@@ -355,7 +365,6 @@ cdef class Connection:
     def serve(self, int sock):
         """Serves requests on a connected AF_UNIX SOCK_STREAM socket until EOF;
         then releases every FD of the connection. Takes ownership of `sock`."""
-        self.sock = sock
         cdef char* req = <char*>malloc(self.max_msg + 8)
         cdef char* resp = <char*>malloc(self.max_msg + 8)
         cdef Out o
@@ -370,6 +379,10 @@ cdef class Connection:
         cdef gofer_spin spin
         gofer_spin_init(&spin, SPIN_NS)
         cdef int rc = 0
+        with self.channels_lock:
+            self.sock = sock
+            if self.closed:
+                rc = 1                  # shut down before it began
         try:
             # Without the GIL but for what the fast path declines.
             with nogil:

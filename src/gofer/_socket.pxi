@@ -156,7 +156,7 @@ def peer_creds(int sock):
     return cred.pid, cred.uid
 
 
-def shutdown_socket(int sock):
+cdef void shutdown_socket(int sock) noexcept:
     """shutdown(SHUT_RDWR): ends the reads and writes of whoever serves it.
     Errors are ignored (it may be gone already)."""
     shutdown(sock, SHUT_RDWR)

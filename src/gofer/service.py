@@ -6,7 +6,7 @@ import threading
 import time
 
 from gofer._log import log
-from gofer._server import Connection, accept_client, peer_creds, shutdown_socket
+from gofer._server import Connection, accept_client, peer_creds
 
 # accept() failures that mean the process is short of something for now (a
 # client may hold every FD it may): wait, retry, keep serving the others.
@@ -47,7 +47,7 @@ class Service:
     def __init__(self, server):
         self.server = server
         self._lock = threading.Lock()
-        self._threads = {}          # running thread -> socket fd it serves
+        self._threads = {}          # running thread -> the Connection it serves
 
     def start(self, sock_fd, impl, opts=None, mount_path="/"):
         """Serves `sock_fd` on a new thread. Owns the FD from the call on: if
@@ -60,7 +60,7 @@ class Service:
             # never started; under the lock, so _run cannot unregister first.
             with self._lock:
                 t.start()
-                self._threads[t] = sock_fd
+                self._threads[t] = conn
         except BaseException:
             os.close(sock_fd)
             raise
@@ -132,8 +132,8 @@ class Service:
     def stop(self, timeout=5.0):
         with self._lock:
             items = list(self._threads.items())
-        for _, fd in items:
-            shutdown_socket(fd)
+        for _, conn in items:
+            conn.shutdown()
         for t, _ in items:
             t.join(timeout)
 
