@@ -224,9 +224,9 @@ def serve_here(tmp_path):
 def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, serve_here):
     """OpenAt on a stock-backend file is served without the GIL: the new FD
     has no FD object until the connection's next request that takes the GIL
-    adopts it, and one closed before that is released then. At most 128
-    wait: an OpenAt past that is answered on the GIL path, which adopts them
-    all first."""
+    adopts it. At most 128 wait: an OpenAt past that is answered on the GIL
+    path, which adopts them all first. One closed before its adoption never
+    needs one: its host FD is closed at once, without the GIL."""
     (tmp_path / "f").write_bytes(b"0123456789")
     c, conn = serve_here()
     root = c.root.control_fd
@@ -243,18 +243,9 @@ def test_fds_opened_without_the_gil_wait_a_bounded_while_for_adoption(tmp_path, 
     # The 129th went to the GIL path, and the 71 after it wait again.
     assert max(waiting) == 128 and waiting[128] == 0 and waiting[-1] == 71
     assert open_fds() == base + 200
-    c.close_fds(*ofds[129:])                        # still waiting: released at adoption
-    assert open_fds() == base + 200
-    c.close_fds(*ofds[:129])                        # more than 128: the GIL path, which adopts
-    assert open_fds() == base and conn.fds_to_adopt == 0
-    most = 0
-    for _ in range(200):
-        ofd, host_fd = c.open_at(f, os.O_RDONLY)
-        os.close(host_fd)
-        c.close_fds(ofd)
-        most = max(most, open_fds())
-    assert most == base + 128
-    c.call(w.FSTATFS, fd=root)
+    c.close_fds(*ofds[129:])                        # never adopted: closed at once
+    assert open_fds() == base + 129 and conn.fds_to_adopt == 0
+    c.close_fds(*ofds[:129])                        # more than 128: the GIL path
     assert open_fds() == base
     # An adopted FD is the backend's like any other: a GIL-only RPC uses it.
     ofd, host_fd = c.open_at(f, os.O_RDWR)
@@ -275,7 +266,7 @@ def test_fds_walked_to_without_the_gil_are_adopted_in_order(tmp_path, serve_here
     next request that takes the GIL adopts first. They serve the GIL-free
     RPCs before that and the GIL-only ones after; the node tree has their
     names. One closed before its adoption is released at once, without the
-    GIL (an open FD waits for its adoption: see above)."""
+    GIL."""
     (tmp_path / "d" / "e").mkdir(parents=True)
     (tmp_path / "d" / "e" / "f").write_bytes(b"0123456789")
     (tmp_path / "d" / "e" / "ln").symlink_to("f")
@@ -384,3 +375,23 @@ def current_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_unlink_and_rename_wait_for_closed_fds_to_be_released(tmp_path, serve_here):
+    """A Close without the GIL may leave an adopted FD's release for later;
+    UnlinkAt and RenameAt then go to the GIL path, which releases it first:
+    the host never sees a file the client closed still open when its name
+    goes (the file's link count drops to 0 with no FD left on it)."""
+    (tmp_path / "f").write_bytes(b"x")
+    c, conn = serve_here()
+    root = c.root.control_fd
+    f = c.walk(root, [b"f"])[1][0].control_fd
+    ofd, host_fd = c.open_at(f, os.O_RDONLY)
+    os.close(host_fd)
+    c.call(w.FSTATFS, fd=root)                      # adopts both
+    base = open_fds()
+    c.close_fds(ofd, f)                             # GIL-free: their release waits
+    assert open_fds() == base
+    c.call(w.UNLINK_AT, dir_fd=root, flags=0, name=b"f")
+    assert open_fds() == base - 2
+    assert not (tmp_path / "f").exists()
