@@ -10,11 +10,12 @@
  * Releasing takes the GIL: a thread without it may instead queue the entry
  * for the next thread that has it (gofer_fdtable_defer).
  *
- * The fast path may also make FDs itself (OpenAt, Walk): an entry with no
- * owner yet, holding a use of the entry it was made from, queued with a use
- * of its own until a thread with the GIL gives it its FD object
- * (gofer_fdtable_take_adoptions), or a Close takes it out of that queue
- * again (gofer_fdtable_unqueue_adoption) and releases it without the GIL.
+ * The fast path may also make FDs itself (OpenAt, Walk, MkdirAt,
+ * OpenCreateAt): an entry with no owner yet, holding a use of the entry it
+ * was made from, queued with a use of its own until a thread with the GIL
+ * gives it its FD object (gofer_fdtable_take_adoptions), or a Close takes
+ * it out of that queue again (gofer_fdtable_unqueue_adoption) and releases
+ * it without the GIL.
  *
  * All functions return 0 or a negative errno where they can fail. */
 #ifndef GOFER_FDTABLE_H
@@ -41,11 +42,12 @@ typedef struct gofer_fd {
      * c_reopen_dir), or NULL. */
     const int *reopen_dir;
     /* Control FDs of directories: the reopen_dir of the files below, when
-     * the fast path may serve Walk from here (ControlFDImpl.c_host_tree). */
+     * the fast path may walk and change the host directory (Walk, MkdirAt,
+     * OpenCreateAt, UnlinkAt, RenameAt; ControlFDImpl.c_host_tree). */
     const int *host_tree;
     void *owner;                    /* the core's FD object; NULL until adopted */
     /* Not adopted yet: the control FD's entry it was opened from, or the
-     * directory's it was walked to from, with a use. */
+     * directory's it was walked to or made in, with a use. */
     struct gofer_fd *control;
     struct gofer_fd *next_deferred; /* in the table's list of FDs to release */
     struct gofer_fd *next_adoption; /* in the table's list of FDs to adopt */

@@ -1,10 +1,9 @@
 /* hostcalls: the host calls behind the stock backend's FStat, PRead, PWrite,
  * FSync, Getdents64, MkdirAt, OpenCreateAt, UnlinkAt, RenameAt, OpenAt's
- * reopen and each
- * step of a walk, shared by the backend
- * (fsgofer/_host.pyx) and the GIL-free fast path (fastpath.h), so both
- * answer alike. None takes the GIL; each returns its result or a negative
- * errno (pread, pwrite and fsync retry EINTR). */
+ * reopen and each step of a walk, shared by the backend (fsgofer/_host.pyx)
+ * and the GIL-free fast path (fastpath.h), so both answer alike. None takes
+ * the GIL; each returns its result or a negative errno (pread, pwrite and
+ * fsync retry EINTR). */
 #ifndef GOFER_HOSTCALLS_H
 #define GOFER_HOSTCALLS_H
 
