@@ -36,6 +36,7 @@ def fd_kinds(world, c):
     (d / "doomed").write_bytes(b"doomed")
     (d / "gone").mkdir()
     (d / "moving").mkdir()
+    (d / "removed").mkdir()
     doomed = c.walk(c.top, "doomed")[0]
     gone = c.walk(c.top, "gone")[0]
     moved = c.walk(c.top, "moving")[0]
@@ -45,9 +46,13 @@ def fd_kinds(world, c):
     rpc_deleted = c.walk(c.top, "dir", "inner")[1]
     a = c.rpc(w.UNLINK_AT, u64(dir_) + struct.pack("<I", 0) + sstr(b"inner"))
     assert a.mid == w.UNLINK_AT, a                    # deleted through the gofer
+    rpc_deleted_dir = c.walk(c.top, "removed")[0]
+    a = c.rpc(w.UNLINK_AT, u64(c.top) + struct.pack("<I", 0x200) + sstr(b"removed"))
+    assert a.mid == w.UNLINK_AT, a
     kinds = dict(root=c.root, top=c.top, file=file_, dir=dir_, link=link, escape=escape,
                  hole=hole, host_deleted=doomed, host_deleted_dir=gone, renamed_dir=moved,
-                 rpc_deleted=rpc_deleted, open_file=c.open_at(c.walk(c.top, "file")[0], os.O_RDWR),
+                 rpc_deleted=rpc_deleted, rpc_deleted_dir=rpc_deleted_dir,
+                 open_file=c.open_at(c.walk(c.top, "file")[0], os.O_RDWR),
                  open_dir=c.open_at(c.walk(c.top, "empty")[0], os.O_RDONLY),
                  unknown=NO_FD, zero=0, max=(1 << 64) - 1)
     closed = c.walk(c.top, "file")[0]
