@@ -209,6 +209,24 @@ static int walkable(const char *p, uint16_t n)
     return !(p[0] == '.' && (n == 1 || (n == 2 && p[1] == '.')));
 }
 
+/* Whether the StringArray of `count` names at req + 10 lies within the n
+ * bytes and every name is walkable(); with self_first the first may be ""
+ * (WalkStat's "the start itself"). */
+static int walkable_names(const char *req, size_t n, uint16_t count, int self_first)
+{
+    size_t pos = 10;
+    for (uint16_t i = 0; i < count; i++) {
+        if (n - pos < 2)
+            return 0;
+        uint16_t len = lisafs_ld16(req + pos);
+        if (n - pos - 2 < len ||
+            !((self_first && i == 0 && len == 0) || walkable(req + pos + 2, len)))
+            return 0;
+        pos += 2 + (size_t)len;
+    }
+    return 1;
+}
+
 /* The control FD's entry for hfd, the host FD of dir's child `name` (a
  * walk's step, a MkdirAt): the child's node is made, and the entry added
  * to the table and queued for adoption, with a use for the caller. NULL
@@ -272,15 +290,8 @@ static int walk(const gofer_fast *c, const char *req, size_t n, char *out, size_
     if (need > c->max_msg || need > cap ||
         gofer_fdtable_nadoptions(c->fds) + count > GOFER_FAST_MAX_QUEUED)
         return GOFER_FAST_DECLINED;                 /* EIO; or adopt first */
-    size_t pos = 10;
-    for (uint16_t i = 0; i < count; i++) {
-        if (n - pos < 2)
-            return GOFER_FAST_DECLINED;
-        uint16_t len = lisafs_ld16(req + pos);
-        if (n - pos - 2 < len || !walkable(req + pos + 2, len))
-            return GOFER_FAST_DECLINED;             /* EINVAL */
-        pos += 2 + (size_t)len;
-    }
+    if (!walkable_names(req, n, count, 0))
+        return GOFER_FAST_DECLINED;                 /* EINVAL */
     gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
     if (f == NULL)
         return GOFER_FAST_DECLINED;
@@ -294,7 +305,7 @@ static int walk(const gofer_fast *c, const char *req, size_t n, char *out, size_
     uint8_t status = WALK_SUCCESS;
     int rc = 0;
     pthread_rwlock_rdlock(c->rename_lock);
-    pos = 10;
+    size_t pos = 10;
     for (uint16_t i = 0; i < count; i++) {
         uint16_t l = lisafs_ld16(req + pos);
         const char *name = req + pos + 2;
@@ -362,15 +373,8 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
     size_t need = 2 + (size_t)count * sizeof(struct lisafs_statx);
     if (need > c->max_msg || need > cap)
         return GOFER_FAST_DECLINED;
-    size_t pos = 10;
-    for (uint16_t i = 0; i < count; i++) {
-        if (n - pos < 2)
-            return GOFER_FAST_DECLINED;
-        uint16_t len = lisafs_ld16(req + pos);
-        if (n - pos - 2 < len || !((i == 0 && len == 0) || walkable(req + pos + 2, len)))
-            return GOFER_FAST_DECLINED;
-        pos += 2 + (size_t)len;
-    }
+    if (!walkable_names(req, n, count, 1))
+        return GOFER_FAST_DECLINED;
     int self_first = count > 0 && lisafs_ld16(req + 10) == 0;
     gofer_fd *f = use(c, lisafs_ld64(req), GOFER_FD_CONTROL);
     if (f == NULL)
@@ -384,7 +388,7 @@ static int walk_stat(const gofer_fast *c, const char *req, size_t n, char *out, 
     int cur = f->host_fd, owned = -1, is_dir = f->is_dir, rc = 0;
     size_t len = 2;
     uint16_t nstats = 0;
-    pos = 10;
+    size_t pos = 10;
     for (uint16_t i = 0; i < count; i++) {
         uint16_t l = lisafs_ld16(req + pos);
         const char *name = req + pos + 2;

@@ -9,21 +9,13 @@
 #define _GNU_SOURCE
 #endif
 
+#include "check.h"
 #include "fdtable.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-static int n_passed, n_failed;
-
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
-            return 0;                                                           \
-        }                                                                       \
-    } while (0)
 
 enum { N = 5000 };
 static gofer_fd fds[N];
@@ -193,22 +185,10 @@ static int test_adoptions(void)
     return 1;
 }
 
-static void run(const char *name, int (*fn)(void))
-{
-    if (fn()) {
-        n_passed++;
-    } else {
-        fprintf(stderr, "FAIL %s\n", name);
-        n_failed++;
-    }
-}
-
 int main(void)
 {
-    run("model", test_model);
-    run("uses_race_removal", test_uses_race_removal);
-    run("deferred", test_deferred);
-    run("adoptions", test_adoptions);
-    printf("fdtable: %d passed, %d failed\n", n_passed, n_failed);
-    return n_failed ? 1 : 0;
+    static const struct check_case cases[] = {
+        CASE(test_model), CASE(test_uses_race_removal), CASE(test_deferred), CASE(test_adoptions),
+    };
+    return check_main("fdtable", cases, sizeof(cases) / sizeof(cases[0]));
 }

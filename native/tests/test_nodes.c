@@ -9,28 +9,19 @@
 #define _GNU_SOURCE
 #endif
 
+#include "check.h"
 #include "nodes.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int n_passed, n_failed;
-
-#define CHECK(cond)                                                             \
-    do {                                                                        \
-        if (!(cond)) {                                                          \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
-            return 0;                                                           \
-        }                                                                       \
-    } while (0)
 
 #define CHILD(p, s) gofer_node_child((p), (s), strlen(s))
 #define FIND(p, s) gofer_node_find((p), (s), strlen(s))
 
-/* The tree's paths joined by spaces, in no particular order but the root's
- * first; compared by sorting callers' expectations the same way is overkill
- * here, so each test checks membership and count. */
+/* Whether `want` is among the tree's paths (gofer_tree_paths: NUL-separated,
+ * in no set order); `count` gets how many there are. */
 static int has_path(gofer_tree *t, const char *want, int *count)
 {
     size_t len;
@@ -170,9 +161,8 @@ static int test_threads(void)
 
 int main(void)
 {
-    int (*tests[])(void) = {test_children, test_delete, test_rename, test_threads};
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++)
-        tests[i]() ? n_passed++ : n_failed++;
-    printf("nodes: %d passed, %d failed\n", n_passed, n_failed);
-    return n_failed != 0;
+    static const struct check_case cases[] = {
+        CASE(test_children), CASE(test_delete), CASE(test_rename), CASE(test_threads),
+    };
+    return check_main("nodes", cases, sizeof(cases) / sizeof(cases[0]));
 }
