@@ -29,11 +29,12 @@ class RunscGofer:
     `confs` are the --gofer-mount-confs (root first); `globals_` runsc global
     flags such as "--directfs=false"; `extra` more gofer flags. With
     `runsc_namespaces`, the gofer starts in namespaces of its own, as runsc
-    starts it (needs root).
+    starts it (needs root). `python_flags` go to the interpreter, and its
+    stderr (not the gofer's log: that is --log-fd's) to `stderr`.
     """
 
     def __init__(self, bundle_dir, confs, extra=(), globals_=(), spec_path=None,
-                 runsc_namespaces=False):
+                 runsc_namespaces=False, python_flags=(), stderr=subprocess.DEVNULL):
         self.socks, child = [], []
         for _ in range(sum(c.startswith("lisafs") for c in confs)):
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -45,7 +46,7 @@ class RunscGofer:
         rpc_ours, rpc_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sync_ours, sync_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._keep = [rpc_ours]
-        argv = [sys.executable, "-m", "gofer", *globals_, "--log-fd=%d" % log_w, "gofer",
+        argv = [sys.executable, *python_flags, "-m", "gofer", *globals_, "--log-fd=%d" % log_w, "gofer",
                 "--bundle", str(bundle_dir), "--gofer-mount-confs=" + ",".join(confs),
                 "--spec-fd=%d" % spec_fd, "--mounts-fd=%d" % mounts_w,
                 "--rpc-fd=%d" % rpc_theirs.fileno(),
@@ -55,7 +56,7 @@ class RunscGofer:
                                                  sync_theirs.fileno()]
         self.proc = subprocess.Popen(
             argv, pass_fds=passed, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            stderr=stderr, start_new_session=True,
             preexec_fn=_enter_namespaces if runsc_namespaces else None)
         for s in child + [rpc_theirs, sync_theirs]:
             s.close()

@@ -215,7 +215,7 @@ def test_global_flags_before_or_after_serve(tree, tmp_path):
 # gofer.goflag, and sockets and signals go through their C modules.
 NOT_ON_THE_START_PATH = {"logging", "ctypes.util", "subprocess", "shutil", "tempfile",
                          "importlib.metadata", "dataclasses", "inspect", "traceback",
-                         "argparse", "socket", "signal", "selectors"}
+                         "argparse", "socket", "signal", "selectors", "json", "re", "typing"}
 
 
 def test_the_start_path_leaves_out_what_serving_does_not_need(tree, tmp_path):

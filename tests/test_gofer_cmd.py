@@ -14,6 +14,7 @@ from gofer import spec as specmod
 from gofer.client import Client
 from gofer.sandbox import GOFER_CAPS, cap_mask, read_caps
 from runsc_start import RunscGofer
+from test_cli import NOT_ON_THE_START_PATH
 from test_server import errno_of
 
 NO_ID = 0xFFFFFFFF
@@ -64,13 +65,13 @@ def bundle(tmp_path):
 CONFS = ["lisafs:none"] * 5        # the root and the bundle's four bind mounts
 
 
-def Gofer(bundle, extra=(), globals_=(), spec_text=None):
+def Gofer(bundle, extra=(), globals_=(), spec_text=None, **kw):
     spec_path = None
     if spec_text is not None:
         spec_path = bundle.dir / "other.json"
         spec_path.write_text(spec_text)
     g = RunscGofer(bundle.dir, CONFS, extra, ("--network=sandbox", "--platform=systrap",
-                                               *globals_), spec_path)
+                                               *globals_), spec_path, **kw)
     g.client = lambda i: Client(g.socks[i])
     return g
 
@@ -106,6 +107,28 @@ def test_runsc_style_start_serves_each_mount_as_configured(bundle, seccomp):
     assert rc == 0, err
     assert "ignoring runsc flags this gofer does not implement: --network --platform" in err
     assert "serving /mem with extension memfs" in err
+
+
+def test_the_start_path_leaves_out_what_serving_does_not_need(bundle, tmp_path):
+    """From spawn to every mount served and the mounts written, seccomp
+    filter and extensions included, per CPython's own import log (on stderr,
+    then in the log once the gofer sends stderr there; it leaves out what
+    importlib.import_module imports, such as the extensions themselves, but
+    not what they import). `json` would bring `re` and `enum` (the spec is
+    read with json's C scanner alone), pyseccomp `typing` and `re`."""
+    with open(tmp_path / "importtime", "w+") as err:
+        g = Gofer(bundle, extra=["--apply-caps=false", "--setup-root=false"],
+                  python_flags=["-X", "importtime"], stderr=err)
+        clients = [g.client(i) for i in range(5)]
+        assert g.mounts()[1]["destination"] == "/real/shared"
+        rc, log = g.finish()
+        assert rc == 0, log
+        err.seek(0)
+        lines = err.read().splitlines() + log.splitlines()
+    del clients
+    imported = {line.split("|")[2].strip() for line in lines if line.startswith("import time:")}
+    assert {"gofer.seccomp", "pyseccomp"} <= imported and "extension memfs" in log
+    assert imported & NOT_ON_THE_START_PATH == set()
 
 
 def test_runsc_global_flags_in_every_go_spelling(bundle):
@@ -202,3 +225,26 @@ def test_spec_helpers(bundle):
     for bad in ("none:none", "lisafs", "x:none", "lisafs:none:10"):
         with pytest.raises(specmod.SpecError):
             specmod.MountConf.parse(bad)
+
+
+JSON_DOCS = ['{"a": [1, 2.5, -3e10, true, false, null, "x\\u00e9\\n"], "b": {"c": "d"}}', " \n[]\t",
+             '"s"', "NaN", '{"a": -Infinity}', '{"k": 1, "k": 2}', '{"\u00e9": "\u2603"}', "", "  ",
+             "{", '{"a":1} x', "[1,]", '{"a": "\x01"}', "\ufeff{}", "{not json"]
+
+
+@pytest.mark.parametrize("doc", JSON_DOCS)
+def test_the_specs_json_is_jsons(doc):
+    def outcome(loads, data):
+        try:
+            return "value", repr(loads(data))
+        except ValueError as e:
+            return "error", type(e), str(e)
+
+    for data in (doc, doc.encode()):
+        want = outcome(json.loads, data)
+        assert outcome(specmod.json_loads, data) == want
+        if want[0] == "value":
+            value = json.loads(data)
+            assert specmod.json_dumps(value) == json.dumps(value)
+    with pytest.raises(TypeError):
+        specmod.json_dumps({"a": object()})

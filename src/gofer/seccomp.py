@@ -116,26 +116,55 @@ _MAX_ARG = 0xFFFFFFFFFFFFFFFF
 _SONAMES = {"c": "libc.so.6", "seccomp": "libseccomp.so.2"}
 
 
+class _Annotation:
+    """Any of typing's names in pyseccomp's annotations, which nothing reads."""
+
+    def __getitem__(self, _):
+        return self
+
+
+def _import_stubs():
+    """Modules pyseccomp imports for what it does not need here: absent
+    ones are stood in for while it is imported (see _sc)."""
+    util = type(sys)("ctypes.util")
+    util.find_library = _SONAMES.get
+    typing = type(sys)("typing")
+    typing.Any = typing.Collection = typing.Iterable = typing.Union = _Annotation()
+    typing.cast = lambda _type, value: value
+    typing.overload = lambda f: f
+    return {"ctypes.util": util, "typing": typing}
+
+
 def _sc():
     """pyseccomp, imported on first use.
 
     pyseccomp finds its two libraries with ctypes.util.find_library, which
     imports subprocess, tempfile and shutil and runs `ldconfig -p` twice:
-    10-15 ms of every sandbox's start. While it is imported it is given a
-    find_library that knows their sonames, which the dynamic loader resolves
-    itself; ctypes.util is left as it was (absent) afterwards."""
+    10-15 ms of every sandbox's start; it imports typing (with re and enum,
+    3-4 ms) for its annotations. While it is imported it is given a
+    find_library that knows the sonames, which the dynamic loader resolves
+    itself, and a typing of the few names it uses; both are taken away
+    afterwards. A pyseccomp that wants more is imported as it is."""
     try:
-        if "pyseccomp" in sys.modules or "ctypes.util" in sys.modules:
+        if "pyseccomp" in sys.modules:
+            return sys.modules["pyseccomp"]
+        import ctypes
+        stubs = {k: v for k, v in _import_stubs().items() if k not in sys.modules}
+        sys.modules.update(stubs)
+        had_util = hasattr(ctypes, "util")
+        if "ctypes.util" in stubs:
+            ctypes.util = stubs["ctypes.util"]
+        try:
             import pyseccomp
-        else:
-            import ctypes
-            stub = type(sys)("ctypes.util")
-            stub.find_library = _SONAMES.get
-            sys.modules["ctypes.util"] = ctypes.util = stub
-            try:
-                import pyseccomp
-            finally:
-                del sys.modules["ctypes.util"], ctypes.util
+        except (ImportError, AttributeError, TypeError):
+            pyseccomp = None                # a newer pyseccomp: the real modules
+        finally:
+            for k in stubs:
+                del sys.modules[k]
+            if "ctypes.util" in stubs and not had_util:
+                del ctypes.util
+        if pyseccomp is None:
+            import pyseccomp
     except (ImportError, RuntimeError, OSError) as e:    # no libseccomp.so.2
         raise RuntimeError("seccomp needs pyseccomp and libseccomp.so.2: %s" % e) from None
     return pyseccomp

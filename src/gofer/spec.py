@@ -5,13 +5,56 @@ gofer relies on, naming the offending field in any error. `serving_plan()`
 matches runsc's connection order: the root first when it is served over
 LISAFS, then each bind mount with a LISAFS mount config in spec order.
 """
-import json
+import _json
 import os
 from collections import namedtuple
 
 
 class SpecError(Exception):
     """A spec or mount configuration the gofer cannot serve."""
+
+
+# ---------------------------------------------------------------- JSON
+# json.loads and json.dumps as the json package does them, with its C
+# scanner and encoder called directly: the package imports `re` (with `enum`),
+# about a sixth of `gofer gofer`'s start (docs/performance.md).
+
+class _Decoding:
+    strict = True
+    object_hook = object_pairs_hook = None
+    parse_float, parse_int, parse_constant = float, int, float    # float("NaN"), ...
+
+
+_scan = _json.make_scanner(_Decoding())
+_JSON_SPACE = " \t\n\r"
+
+
+def json_loads(data):
+    """The value of one JSON document (bytes in UTF-8, or str); ValueError
+    (json.JSONDecodeError) if it is not one."""
+    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    start = len(text) - len(text.lstrip(_JSON_SPACE))
+    try:
+        value, end = _scan(text, start)
+        if not text[end:].strip(_JSON_SPACE):
+            return value
+    except (StopIteration, ValueError, SystemError):
+        pass        # (the scanner's errors need json.decoder loaded: SystemError without)
+    import json
+    return json.loads(text)             # json's own error, naming where
+
+
+def _unencodable(o):
+    raise TypeError("%s is not JSON serializable" % type(o).__name__)
+
+
+_encode = _json.make_encoder(None, _unencodable, _json.encode_basestring_ascii, None,
+                             ": ", ", ", False, False, True)
+
+
+def json_dumps(value):
+    """json.dumps(value), byte for byte."""
+    return "".join(_encode(value, 0))
 
 
 # ---------------------------------------------------------------- loading
@@ -40,7 +83,7 @@ def load(spec_fd=None, bundle=None):
     else:
         raise SpecError("no spec: give --spec-fd or --bundle")
     try:
-        spec = json.loads(data)
+        spec = json_loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise SpecError("%s is not valid JSON: %s" % (where, e)) from None
     validate(spec)
@@ -52,7 +95,7 @@ def _check(value, kind, path, optional=False):
         return
     names = {str: "a string", list: "an array", dict: "an object", bool: "a boolean"}
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise SpecError("%s: expected %s, got %s" % (path, names[kind], json.dumps(value)))
+        raise SpecError("%s: expected %s, got %s" % (path, names[kind], json_dumps(value)))
 
 
 def validate(spec):
@@ -79,7 +122,7 @@ def validate(spec):
     ann = spec.get("annotations")
     _check(ann, dict, "annotations", optional=True)
     for k, v in (ann or {}).items():
-        _check(v, str, "annotations[%s]" % json.dumps(k))
+        _check(v, str, "annotations[%s]" % json_dumps(k))
 
 
 def fix_paths(spec, bundle):
@@ -229,6 +272,6 @@ def serving_plan(spec, io_fds, mount_confs):
 def write_mounts(fd, spec):
     """Writes the (resolved) mount list as JSON to --mounts-fd, as the sentry
     expects, and closes it."""
-    data = json.dumps(spec.get("mounts") or []).encode()
+    data = json_dumps(spec.get("mounts") or []).encode()
     with os.fdopen(fd, "wb") as f:
         f.write(data)
