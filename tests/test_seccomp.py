@@ -624,3 +624,25 @@ def test_sigsys_handler_sets_the_return_register(tmp_path):
     assert (rc, err, count) == ("-1", str(errno.ENOSYS), "1"), (r.stdout, r.stderr)
     assert violations(r.stderr) == [
         "gofer: seccomp: syscall %s not allowed (pid %s): uname" % (nr, pid)], r.stderr
+
+
+def _import_pyseccomp(path=None):
+    code = ("import sys\nfrom gofer import seccomp\nsc = seccomp._sc()\n"
+            "import typing\n"
+            "print(sc.__file__, 'ctypes.util' in sys.modules, hasattr(typing, '__file__'), "
+            "getattr(sc, 'PROTO', None) is getattr(typing, 'Protocol', 0))\n")
+    env = dict(os.environ, PYTHONPATH=str(path)) if path else None
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_pyseccomp_is_imported_with_stand_ins_taken_away_after(tmp_path):
+    # The real pyseccomp: imported with a stand-in ctypes.util and typing,
+    # neither left behind (the `import typing` after it is the real one).
+    f, util_left, real_typing, _ = _import_pyseccomp()
+    assert f.endswith("pyseccomp.py") and util_left == "False" and real_typing == "True"
+    # One that wants more of typing than the stand-in has: imported as it is.
+    (tmp_path / "pyseccomp.py").write_text(
+        "from typing import Protocol as PROTO\nSyscallFilter = object\n")
+    f, _, _, got_protocol = _import_pyseccomp(tmp_path)
+    assert f == str(tmp_path / "pyseccomp.py") and got_protocol == "True"
