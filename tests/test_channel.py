@@ -122,7 +122,10 @@ def baseline():
 def assert_back_to(before, service):
     assert wait_until(lambda: service.active() == 0, 10)
     assert wait_until(lambda: threading.active_count() == before[0], 10)
-    assert open_fds() == before[1]
+    # A thread is counted out before all it held is freed (under qemu this
+    # has been seen to lag): the FDs get the same bounded while.
+    assert wait_until(lambda: open_fds() == before[1], 10), (
+        describe_fds(open_fds() - before[1]), sorted(before[1] - open_fds()))
 
 
 def test_teardown_stops_channel_threads_and_frees_everything(tree, service):
