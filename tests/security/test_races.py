@@ -142,3 +142,70 @@ def test_metadata_rpcs_racing_over_channels(world):
             usable(c, top, os.path.relpath(host, race), host)
             seen += 1
     assert seen > 0, "the race left nothing to check"
+
+
+def test_fdids_closed_while_other_channels_use_them(world):
+    """One channel opens and closes FDs as fast as it can; another channel
+    and the socket read, write, list and stat every FDID near the newest
+    (a connection gets two channels here), so requests keep
+    landing on FDs being closed (or adopted) on another thread. Each answer
+    is the data or an errno, the file holds only what was written, and
+    nothing is left open."""
+    (world.dir / "race").mkdir()
+    (world.dir / "race" / "f").write_bytes(b"x" * 4096)
+    before = world.server.figures()
+    c = world.connect()
+    race = c.walk(c.top, "race")[0]
+    f = c.walk(race, "f")[0]
+    closer, users = c.channel(), [c.channel(), c]
+    newest = [c.open_at(f, os.O_RDWR)]
+    c.call(w.CLOSE, fds=newest)
+    done = threading.Event()
+    failures = []
+
+    def close_loop():
+        try:
+            for i in range(1500):
+                target = race if i % 3 == 0 else f
+                a = closer.rpc(w.OPEN_AT, w.encode_request(w.OPEN_AT, dict(
+                    fd=target, flags=os.O_RDONLY if target == race else os.O_RDWR)))
+                assert a.mid == w.OPEN_AT, a
+                newest[0] = a.fields()["open_fd"]
+                a = closer.rpc(w.CLOSE, w.encode_request(w.CLOSE, dict(fds=[newest[0]])))
+                assert a.mid == w.CLOSE, a
+        except BaseException as e:
+            failures.append(e)
+        finally:
+            done.set()
+
+    def use_loop(via, seed):
+        rnd = random.Random(seed)
+        try:
+            while not done.is_set():
+                fd = newest[0] + rnd.randint(-2, 2)
+                mid, fields = rnd.choice([
+                    (w.PREAD, dict(offset=0, fd=fd, count=4096)),
+                    (w.PWRITE, dict(offset=0, fd=fd, data=b"x" * 512)),
+                    (w.GETDENTS64, dict(dir_fd=fd, count=4096)),
+                    (w.FSTAT, dict(fd=fd)),
+                    (w.FSYNC, dict(fds=[fd])),
+                ])
+                a = via.rpc(mid, w.encode_request(mid, fields))
+                assert a.well_formed(mid), (w.MID_NAMES[mid], fields, a)
+                if a.mid == w.PREAD:
+                    assert set(a.fields()["data"]) <= {ord("x")}, a
+        except BaseException as e:
+            failures.append(e)
+
+    threads = [threading.Thread(target=close_loop, daemon=True)] + [
+        threading.Thread(target=use_loop, args=(u, i), daemon=True) for i, u in enumerate(users)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads)
+    assert not failures, failures
+    assert (world.dir / "race" / "f").read_bytes() == b"x" * 4096
+    for v in [closer] + users:
+        v.close()
+    back_to(world.server, before)
