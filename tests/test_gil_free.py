@@ -19,6 +19,7 @@ import textwrap
 import threading
 import time
 
+import gofer_memfs
 import pytest
 
 from gofer import _wire as w
@@ -203,13 +204,14 @@ def test_a_gil_free_close_leaves_a_bounded_number_of_fds_to_release(tmp_path, co
 
 @pytest.fixture
 def serve_here(tmp_path):
-    """serve_here(**opts) -> (Client, Connection): the stock backend serving
-    tmp_path in this process, with its Connection at hand."""
+    """serve_here(impl=None, **opts) -> (Client, Connection): the stock
+    backend serving tmp_path (or `impl`) in this process, with its
+    Connection at hand."""
     made = []
 
-    def make(**opts):
+    def make(impl=None, **opts):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        conn = Connection(Server(), HostConnection(tmp_path), ConnectionOpts(**opts))
+        conn = Connection(Server(), impl or HostConnection(tmp_path), ConnectionOpts(**opts))
         t = threading.Thread(target=conn.serve, args=(theirs.detach(),), daemon=True)
         t.start()
         made.append((Client(ours), t))
@@ -369,6 +371,30 @@ def test_open_create_without_the_gil(tmp_path, serve_here):
     c.close_fds(r["new_fd"], r["child"].control_fd)
     c.call(w.FSTATFS, fd=root)
     assert conn.fds_to_adopt == 0 and conn.fd_count == 1
+
+
+@pytest.mark.parametrize("backend", ["stock", "memfs"])
+def test_open_create_at_the_fd_limit_leaves_no_fd(tmp_path, serve_here, backend):
+    """OpenCreateAt whose open FD is one past the connection's limit answers
+    EMFILE and keeps neither FD: its control FD, already registered, is
+    taken back (the client never learns its FDID). Without the GIL on the
+    stock backend, with it on memfs."""
+    impl = None if backend == "stock" else gofer_memfs.MemConnection()
+    c, conn = serve_here(impl, max_fds=2)
+    root = c.root.control_fd
+    base = open_fds()
+    with pytest.raises(OSError) as err:
+        c.call_fds(w.OPEN_CREATE_AT, dir_fd=root, uid=w.NO_UID, gid=w.NO_GID, mode=0o640,
+                   flags=os.O_RDWR, name=b"f")
+    assert err.value.errno == errno.EMFILE
+    c.call(w.FSTATFS, fd=root)                      # adopts whatever waits
+    assert conn.fd_count == 1 and conn.fds_to_adopt == 0
+    if backend == "stock":                          # (memfs keeps the file in a memfd)
+        assert open_fds() == base
+    # Nothing was left behind: a walk to the file made gets the free FDID.
+    f = c.walk(root, [b"f"])[1][0].control_fd
+    c.close_fds(f)
+    assert conn.fd_count == 1
 
 
 def current_umask():

@@ -461,7 +461,11 @@ cdef int h_open_create_at(Connection conn, Reader* r, Out* o) except -1:
             return E.EINVAL
         res = d.impl.open_create(mode, uid, gid, name, flags & OPEN_FLAGS_MASK)
         f = new_open_child(conn, d, name, res, o)
-        w_u64(&o.w, conn.add_open_fd(f, res[2], flags & O_ACCMODE))
+        try:
+            w_u64(&o.w, conn.add_open_fd(f, res[2], flags & O_ACCMODE))
+        except BaseException:
+            conn.remove_fd(f.c.id)      # an error answers: no client knows its FDID
+            raise
     finally:
         unlock(conn.server, d.node, WRITE)
     return 0
@@ -481,9 +485,13 @@ cdef int h_bind_at(Connection conn, Reader* r, Out* o) except -1:
             return E.EINVAL
         res = d.impl.bind_at(sock_type, name, mode, uid, gid)
         f = new_open_child(conn, d, name, res, o)
-        if o.nfds == 0:             # no host FD donated
-            raise OSError(E.EBADF, "bind_at() must return a host socket FD")
-        w_u64(&o.w, conn.add_bound_socket_fd(f, res[2]))
+        try:
+            if o.nfds == 0:             # no host FD donated
+                raise OSError(E.EBADF, "bind_at() must return a host socket FD")
+            w_u64(&o.w, conn.add_bound_socket_fd(f, res[2]))
+        except BaseException:
+            conn.remove_fd(f.c.id)      # as in h_open_create_at
+            raise
     finally:
         unlock(conn.server, d.node, WRITE)
     return 0
