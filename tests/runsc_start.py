@@ -46,8 +46,8 @@ class RunscGofer:
         rpc_ours, rpc_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sync_ours, sync_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._keep = [rpc_ours]
-        argv = [sys.executable, *python_flags, "-m", "gofer", *globals_, "--log-fd=%d" % log_w, "gofer",
-                "--bundle", str(bundle_dir), "--gofer-mount-confs=" + ",".join(confs),
+        argv = [sys.executable, *python_flags, "-m", "gofer", *globals_, "--log-fd=%d" % log_w,
+                "gofer", "--bundle", str(bundle_dir), "--gofer-mount-confs=" + ",".join(confs),
                 "--spec-fd=%d" % spec_fd, "--mounts-fd=%d" % mounts_w,
                 "--rpc-fd=%d" % rpc_theirs.fileno(),
                 *("--io-fds=%d" % s.fileno() for s in child),

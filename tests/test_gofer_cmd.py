@@ -227,9 +227,10 @@ def test_spec_helpers(bundle):
             specmod.MountConf.parse(bad)
 
 
-JSON_DOCS = ['{"a": [1, 2.5, -3e10, true, false, null, "x\\u00e9\\n"], "b": {"c": "d"}}', " \n[]\t",
-             '"s"', "NaN", '{"a": -Infinity}', '{"k": 1, "k": 2}', '{"\u00e9": "\u2603"}', "", "  ",
-             "{", '{"a":1} x', "[1,]", '{"a": "\x01"}', "\ufeff{}", "{not json"]
+JSON_DOCS = ['{"a": [1, 2.5, -3e10, true, false, null, "x\\u00e9\\n"], "b": {"c": "d"}}',
+             " \n[]\t", '"s"', "NaN", '{"a": -Infinity}', '{"k": 1, "k": 2}',
+             '{"\u00e9": "\u2603"}', "", "  ", "{", '{"a":1} x', "[1,]", '{"a": "\x01"}',
+             "\ufeff{}", "{not json"]
 
 
 @pytest.mark.parametrize("doc", JSON_DOCS)
