@@ -648,7 +648,7 @@ static int open_create_at(const gofer_fast *c, const char *req, size_t n, char *
         o = new_open(c, e, open_fd, flags & O_ACCMODE, donated, &rc);
         open_fd = -1;
         if (o == NULL)
-            close_fd(c, e->id);     /* unlike the GIL path, which leaves it open */
+            close_fd(c, e->id);     /* the client never learns its FDID */
     }
     if (open_fd >= 0)
         close(open_fd);

@@ -17,7 +17,7 @@ class SpecError(Exception):
 # ---------------------------------------------------------------- JSON
 # json.loads and json.dumps as the json package does them, with its C
 # scanner and encoder called directly: the package imports `re` (with `enum`),
-# about a sixth of `gofer gofer`'s start (docs/performance.md).
+# a few ms of every `gofer gofer` start (docs/performance.md).
 
 class _Decoding:
     strict = True
