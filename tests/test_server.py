@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import struct
+import termios
 import time
 
 import pytest
@@ -272,6 +273,39 @@ def test_request_before_mount_is_refused(tree, service):
     assert (mid, plen) == (0, 4)
     assert struct.unpack("<I", ours.recv(4, socket.MSG_WAITALL))[0] == errno.EINVAL
     ours.close()
+
+
+def test_a_whole_response_fits_in_the_send_buffer(tmp_path, service):
+    """A largest PRead answer is queued in one go, not in rounds of waking
+    the client to drain the default ~200 KiB socket buffer."""
+    from gofer.fsgofer import HostConnection
+    from gofer.lisafs import ConnectionOpts
+    max_msg = 1 << 20
+    (tmp_path / "big").write_bytes(os.urandom(max_msg))
+    ours, theirs = socket.socketpair()
+    server_end = theirs.dup()          # the same socket: its options are the server's
+    service.start(theirs.detach(), HostConnection(str(tmp_path)),
+                  ConnectionOpts(max_message_size=max_msg))
+    c = Client(ours)
+    _, [big] = c.walk(c.root.control_fd, [b"big"])
+    fd, _ = c.open_at(big.control_fd, os.O_RDONLY)
+    count = max_msg - 8                # the most a PRead may ask for
+    c.sock.sendall(struct.pack("<IHH", 24, w.PREAD, 0) + struct.pack("<QQII", 0, fd, count, 0))
+    response = 8 + 8 + count
+    wmem_max = int(open("/proc/sys/net/core/wmem_max").read())
+    want = min(response, wmem_max)
+    # The kernel doubles the value for its bookkeeping.
+    assert server_end.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= 2 * want
+    if wmem_max >= response:
+        queued = lambda: fcntl.ioctl(ours.fileno(), termios.FIONREAD, b"\0" * 4)
+        assert wait_until(lambda: struct.unpack("<i", queued())[0] == response), \
+            "queued: %d of %d" % (struct.unpack("<i", queued())[0], response)
+    plen, mid, _ = struct.unpack("<IHH", ours.recv(8, socket.MSG_WAITALL))
+    body = ours.recv(plen, socket.MSG_WAITALL)
+    assert (mid, plen) == (w.PREAD, 8 + count)
+    assert body[8:] == (tmp_path / "big").read_bytes()[:count]
+    server_end.close()
+    c.close()
 
 
 def test_fds_sent_by_a_client_are_closed(tree, connect):

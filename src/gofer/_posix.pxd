@@ -44,7 +44,8 @@ cdef extern from "<sys/socket.h>" nogil:
         unsigned gid
     int accept4(int, void*, socklen_t*, int)
     int getsockopt(int, int, int, void*, socklen_t*)
-    int SO_PEERCRED, SOCK_CLOEXEC
+    int setsockopt(int, int, int, const void*, socklen_t)
+    int SO_PEERCRED, SO_SNDBUF, SOCK_CLOEXEC
 
 cdef extern from "<fcntl.h>" nogil:
     int fcntl(int, int, ...)

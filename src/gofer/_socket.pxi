@@ -119,6 +119,20 @@ cdef int sock_write(int sock, const char* buf, Py_ssize_t n, int* fds, int nfds)
     return 0
 
 
+cdef void send_buffer_for(int sock, int size) noexcept nogil:
+    """Lets the socket's send buffer hold a response of `size` bytes, so
+    that a large one (a 1 MiB PRead) goes out in one sendmsg instead of in
+    rounds of waking the client to drain the default ~200 KiB. The kernel
+    caps the value at net.core.wmem_max and doubles it for its bookkeeping:
+    a client that never reads makes us hold at most that, per connection.
+    Never lowers it."""
+    cdef int cur = 0
+    cdef socklen_t len = sizeof(cur)
+    if getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &cur, &len) == 0 and cur >= 2 * size:
+        return
+    setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size))
+
+
 cdef void prepare_donated(int fd) noexcept nogil:
     """Prepares a host FD for donation, whatever the backend did: gVisor sets
     O_NONBLOCK on every FD it donates (the open file description is shared

@@ -69,7 +69,7 @@ SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET = 1, 2, 5
 SOCK_NONBLOCK = 0o4000
 SOCK_CLOEXEC = 0o2000000
 SOL_SOCKET = 1
-SO_TYPE, SO_PEERCRED, SO_PROTOCOL, SO_DOMAIN = 3, 17, 38, 39
+SO_TYPE, SO_SNDBUF, SO_PEERCRED, SO_PROTOCOL, SO_DOMAIN = 3, 7, 17, 38, 39
 SHUT_RDWR = 2
 
 MSG_TRUNC = 0x20
@@ -302,7 +302,10 @@ def _stock():
         ("getsockopt", [((1, EQ, SOL_SOCKET), (2, EQ, opt)) for opt in (
             SO_TYPE, SO_PROTOCOL, SO_DOMAIN,
             SO_PEERCRED,                # gofer serve --allow-uid
+            SO_SNDBUF,
         )]),
+        # Each connection's send buffer is raised to hold a whole response.
+        ("setsockopt", [((1, EQ, SOL_SOCKET), (2, EQ, SO_SNDBUF))]),
         # getrlimit(): ConnectionOpts' default FD cap (gofer serve --extension
         # makes options per client); reading only, of this process.
         ("prlimit64", [((0, EQ, 0), (2, EQ, 0))]),
