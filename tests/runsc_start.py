@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
 
@@ -21,6 +22,13 @@ def _enter_namespaces():
     # launcher process in between, and changes nothing the gofer does.
     if ctypes.CDLL(None, use_errno=True).unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS):
         raise OSError(ctypes.get_errno(), "unshare")
+
+
+def gofer_script():
+    """What follows `python [flags]` to start gofer as its console script
+    does, as runsc does (`-m gofer` would add runpy and importlib)."""
+    script = Path(sys.executable).with_name("gofer")
+    return [str(script)] if script.exists() else ["-m", "gofer"]
 
 
 class RunscGofer:
@@ -46,7 +54,7 @@ class RunscGofer:
         rpc_ours, rpc_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         sync_ours, sync_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self._keep = [rpc_ours]
-        argv = [sys.executable, *python_flags, "-m", "gofer", *globals_, "--log-fd=%d" % log_w,
+        argv = [sys.executable, *python_flags, *gofer_script(), *globals_, "--log-fd=%d" % log_w,
                 "gofer", "--bundle", str(bundle_dir), "--gofer-mount-confs=" + ",".join(confs),
                 "--spec-fd=%d" % spec_fd, "--mounts-fd=%d" % mounts_w,
                 "--rpc-fd=%d" % rpc_theirs.fileno(),

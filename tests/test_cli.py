@@ -17,6 +17,7 @@ import gofer as gofer_pkg
 from gofer import _wire as w
 from gofer import cli, runsc_gofer
 from gofer.client import Client
+from runsc_start import gofer_script
 from test_service import connect
 
 NO_ID = 0xFFFFFFFF
@@ -214,15 +215,16 @@ def test_global_flags_before_or_after_serve(tree, tmp_path):
 # extensions are found without importlib.metadata, flags are parsed by
 # gofer.goflag, and sockets and signals go through their C modules.
 NOT_ON_THE_START_PATH = {"logging", "ctypes.util", "subprocess", "shutil", "tempfile",
-                         "importlib.metadata", "dataclasses", "inspect", "traceback",
-                         "argparse", "socket", "signal", "selectors", "json", "re", "typing"}
+                         "importlib", "importlib.metadata", "warnings", "dataclasses", "inspect",
+                         "traceback", "argparse", "socket", "signal", "selectors", "json", "re",
+                         "typing", "resource", "grp"}
 
 
 def test_the_start_path_leaves_out_what_serving_does_not_need(tree, tmp_path):
     """From spawn to a Mount answered (seccomp filter included), per
     CPython's own import log."""
     sock = str(tmp_path / "g.sock")
-    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "gofer", "serve", str(tree),
+    p = subprocess.Popen([sys.executable, "-X", "importtime", *gofer_script(), "serve", str(tree),
                           "--socket", sock, "--seccomp"], stderr=subprocess.PIPE, text=True)
     lines = []
     for line in p.stderr:

@@ -148,6 +148,27 @@ def test_runsc_global_flags_in_every_go_spelling(bundle):
     assert "INFO" not in err, err
 
 
+def test_fd_limits():
+    """--fdlimit sets RLIMIT_NOFILE, or is a warning; without it the soft
+    limit rises to the hard one. In a child: the limits are the process's."""
+    code = ("import resource\n"
+            "from gofer import sandbox\n"
+            "get = lambda: resource.getrlimit(resource.RLIMIT_NOFILE)\n"
+            "resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096))\n"
+            "sandbox.raise_fd_limit()\n"
+            "print(get(), sandbox.set_fd_limit(1000), get())\n"
+            "print(sandbox.set_fd_limit(1 << 40))\n"       # above fs.nr_open, even for root
+            "print(sandbox.set_fd_limit(1 << 70))\n"
+            "print(get())\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    assert out[0] == "(4096, 4096) None (1000, 1000)"
+    assert out[1] == "[Errno 1] Operation not permitted"
+    assert out[2].startswith("Python int too large to convert")
+    assert out[3] == "(1000, 1000)"
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount namespaces and capabilities")
 def test_setup_root_and_capabilities(bundle):
     g = Gofer(bundle)                       # everything on, as runsc runs it

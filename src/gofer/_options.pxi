@@ -28,10 +28,29 @@ def default_max_fds():
     rather than less because runsc serves a whole container root through
     one connection. Several clients can still fill the process together;
     `gofer serve` then waits for FDs to come back (Service.serve_listener)."""
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft == resource.RLIM_INFINITY:
+    soft = nofile_limits()[0]
+    if soft == RLIM_INFINITY:
         soft = 1 << 20                  # the kernel's default nr_open
     return max(16, (soft - FD_RESERVE) // 2)
+
+
+# RLIMIT_NOFILE through getrlimit(2)/setrlimit(2) themselves: the resource
+# module would be one more import on every start.
+
+def nofile_limits():
+    """(soft, hard) RLIMIT_NOFILE of this process."""
+    cdef rlimit lim
+    if getrlimit(RLIMIT_NOFILE, &lim) < 0:
+        raise OSError(errno, os.strerror(errno))
+    return lim.rlim_cur, lim.rlim_max
+
+
+def set_nofile_limits(rlim_t soft, rlim_t hard):
+    """Sets RLIMIT_NOFILE; OSError as setrlimit(2) fails."""
+    cdef rlimit lim
+    lim.rlim_cur, lim.rlim_max = soft, hard
+    if setrlimit(RLIMIT_NOFILE, &lim) < 0:
+        raise OSError(errno, os.strerror(errno))
 
 
 cdef class ConnectionOpts:

@@ -14,7 +14,6 @@ it includes at the end, one per concept (table in docs/design.md).
 # logging's names the server uses, without importing logging (see gofer._log)
 from gofer import _log as logging
 import os
-import resource
 import errno as E
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -24,6 +23,7 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport errno, EINTR, EAGAIN, ENOMEM
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memchr, memset
+from posix.resource cimport getrlimit, setrlimit, rlimit, rlim_t, RLIMIT_NOFILE, RLIM_INFINITY
 from posix.unistd cimport close, dup
 
 from gofer._wire cimport (

@@ -20,8 +20,6 @@ command).
 # The C modules behind `signal` and `socket`: the wrappers' enums cost every
 # start a few ms, and the gofer needs only the calls.
 import _signal
-import _socket
-import grp
 import os
 import stat
 import sys
@@ -67,6 +65,7 @@ def _listen(path, mode=0o600, gid=None):
     """A listening Unix stream socket at `path` whose file has exactly `mode`
     (and group `gid`) from the moment it exists, whatever the umask; replaces
     a stale socket file."""
+    import _socket                      # `gofer serve` only: not on `gofer gofer`'s start
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -135,6 +134,7 @@ def _gid(group):
     """A group name or number, as its gid."""
     if group.isdigit():
         return int(group)
+    import grp
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:
@@ -192,7 +192,7 @@ def _seccomp(args):
 
 def _stop_on_signal(listener, signals):
     _signal.sigwait(signals)
-    listener.shutdown(_socket.SHUT_RDWR)
+    listener.shutdown(2)                # SHUT_RDWR
 
 
 def cmd_serve(global_flags, argv):

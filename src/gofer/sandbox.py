@@ -16,8 +16,9 @@ mount ends in that tmpfs, which holds nothing but empty directories.
 import ctypes
 import errno
 import os
-import resource
 import stat
+
+from gofer._server import nofile_limits, set_nofile_limits
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -132,8 +133,8 @@ def set_fd_limit(n):
     """RLIMIT_NOFILE = n (gVisor's --fdlimit); returns a warning instead of
     raising (EPERM is not fatal)."""
     try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-    except (ValueError, OSError) as e:
+        set_nofile_limits(n, n)
+    except (OverflowError, OSError) as e:
         return str(e)
     return None
 
@@ -141,8 +142,8 @@ def set_fd_limit(n):
 def raise_fd_limit():
     """The soft RLIMIT_NOFILE up to the hard one, as Go's runtime does at
     start for runsc's gofer."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    hard = nofile_limits()[1]
+    set_nofile_limits(hard, hard)
 
 
 # ------------------------------------------------------------------ mounts
