@@ -1,10 +1,12 @@
 """The conformance kit (gofer.testing) on the stock backend and on memfs,
 and the public API's promises (gofer.lisafs) that the kit relies on."""
 import ast
+import enum
 import errno
 import fcntl
 import os
 import pathlib
+import pickle
 import re
 import stat
 
@@ -42,6 +44,26 @@ def test_lisafs_exports_what_it_lists():
     for name in lisafs.__all__:
         assert not name.startswith("_") and hasattr(lisafs, name), name
     assert MID.FStat == 3 and MID.RenameAt2 == 33 and MID(24).name == "Getdents64"
+
+
+def test_mid_behaves_as_the_int_enum_it_replaces():
+    """MID is made without the enum module (start-up); what an extension
+    does with an IntEnum works the same."""
+    ref = enum.IntEnum("MID", [(m.name, int(m)) for m in MID])
+    assert len(MID) == len(ref) == 34
+    for m, r in zip(MID, ref):
+        assert (m.name, m.value, int(m), hash(m)) == (r.name, r.value, int(r), hash(r))
+        assert repr(m) == repr(r) and str(m) == str(r) and f"{m:>4}" == f"{r:>4}"
+        assert MID(int(m)) is m and MID[m.name] is m and getattr(MID, m.name) is m
+        assert isinstance(m, MID) and m == r and m in MID
+        assert pickle.loads(pickle.dumps(m)) is m
+    assert sorted({MID.Walk, MID.Mount}) == [MID.Mount, MID.Walk]
+    assert list(MID.__members__) == list(ref.__members__)
+    for bad in (-1, 34, "3", 3.0, None):
+        with pytest.raises(ValueError):
+            MID(bad)
+    with pytest.raises(KeyError):
+        MID["Nope"]
 
 
 # ---------------------------------------------------------------- a tiny backend

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from gofer._server import Connection, ConnectionOpts, Server
+from gofer._server import Connection, ConnectionOpts, Server, Thread
 from gofer.client import Client
 from gofer.fsgofer import HostConnection
 from gofer.service import Service, Throttled
@@ -16,7 +16,7 @@ from gofer.service import Service, Throttled
 def fail_connection_threads(monkeypatch, times):
     """Thread.start fails for the next `times` connection threads, as it does
     when the process can make no more threads."""
-    real = threading.Thread.start
+    real = Thread.start
     left = [times]
 
     def start(self):
@@ -24,7 +24,7 @@ def fail_connection_threads(monkeypatch, times):
             left[0] -= 1
             raise RuntimeError("can't start new thread")
         return real(self)
-    monkeypatch.setattr(threading.Thread, "start", start)
+    monkeypatch.setattr(Thread, "start", start)
 
 
 def connect(path):

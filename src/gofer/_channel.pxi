@@ -2,8 +2,6 @@
 # thread per channel into the connection's dispatch, and their teardown. The
 # shared-memory endpoint and fdchannel are in native/.
 
-import threading
-
 from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
 
 cdef enum:
@@ -169,7 +167,7 @@ cdef int new_channel(Connection conn, Out* o) except -1:
         return E.EMFILE
     # The service thread waits for the client's handshake before the
     # response (with the FDs) is even sent.
-    ch.thread = threading.Thread(target=ch.serve, daemon=True, name="gofer-channel")
+    ch.thread = Thread(target=ch.serve, name="gofer-channel")
     try:
         ch.thread.start()
     except RuntimeError:            # "can't start new thread": out of a resource

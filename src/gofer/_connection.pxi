@@ -96,7 +96,7 @@ cdef class Connection:
         self.sock = -1
         self.trace = log.isEnabledFor(logging.DEBUG)
         self.channels = []
-        self.channels_lock = threading.Lock()
+        self.channels_lock = _thread.allocate_lock()
         self.pwa.fd = -1
         mids = opts.supported_messages
         if mids is None:

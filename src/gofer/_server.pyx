@@ -52,6 +52,7 @@ cdef uint16_t MID_MOUNT = _wire.MOUNT
 cdef uint16_t MID_CHANNEL = _wire.CHANNEL
 cdef uint16_t MID_PWRITE = _wire.PWRITE
 
+include "_threads.pxi"
 include "_locks.pxi"
 include "_options.pxi"
 include "_backend.pxi"

@@ -23,7 +23,6 @@ import _signal
 import os
 import stat
 import sys
-import threading
 
 from gofer import __version__, goflag, runsc_flags
 from gofer._log import log
@@ -214,7 +213,7 @@ def cmd_serve(global_flags, argv):
     if args.socket is None:
         raise UsageError("missing required flag: --socket (see gofer serve --help)")
     setup_logging(log_level(global_flags, args, default="warning"))
-    from gofer._server import Server
+    from gofer._server import Server, Thread
     from gofer.service import Service
 
     what, backend = _backend(args)
@@ -234,8 +233,7 @@ def cmd_serve(global_flags, argv):
     _signal.pthread_sigmask(_signal.SIG_BLOCK, stop)       # inherited by every later thread
     try:
         _seccomp(args)
-        threading.Thread(target=_stop_on_signal, args=(listener, stop), daemon=True,
-                         name="gofer-signals").start()
+        Thread(target=_stop_on_signal, args=(listener, stop), name="gofer-signals").start()
         print("gofer: serving %s on %s (mode %04o)%s" % (
             what, args.socket, args.socket_mode, " (readonly)" if args.readonly else ""),
             file=sys.stderr, flush=True)

@@ -6,7 +6,8 @@ import enum
 from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 class MID(enum.IntEnum):
-    """LISAFS message IDs, named as gVisor names them."""
+    """LISAFS message IDs, named as gVisor names them. (At run time an int
+    subclass that behaves as this IntEnum, made without the enum module.)"""
     Error = 0
     Mount = 1
     Channel = 2

@@ -18,7 +18,6 @@ with one line on runsc's log FD (or stderr when runsc gave none).
 """
 import os
 import sys
-import threading
 
 from gofer import cli, extension, goflag, sandbox, spec as specmod
 
@@ -219,7 +218,7 @@ def run(g, args, log_streams):
 
     # Import all that serving needs before any chroot: the modules will not be
     # reachable after it (and the stock backend opens /proc/self/fd at import).
-    from gofer._server import ConnectionOpts, Server
+    from gofer._server import ConnectionOpts, Server, Thread
     from gofer import fsgofer
     from gofer.fsgofer import HostConnection
     from gofer.service import Service
@@ -274,8 +273,8 @@ def run(g, args, log_streams):
         last_cap = sandbox.last_cap()
     if opts.mounts_fd >= 0:
         # A pipe the sentry reads: write it without holding up the start.
-        threading.Thread(target=specmod.write_mounts, args=(opts.mounts_fd, spec),
-                         daemon=True, name="gofer-mounts").start()
+        Thread(target=specmod.write_mounts, args=(opts.mounts_fd, spec),
+               name="gofer-mounts").start()
     os.umask(0)                               # keep modes exactly as the sandbox sends them
 
     if opts.apply_caps:

@@ -184,13 +184,13 @@ def _stock():
 
     return [
         # --- threads: Service runs one thread per connection and one per
-        # flipcall channel (threading.Thread -> glibc pthread_create).
+        # flipcall channel (gofer._server.Thread -> glibc pthread_create).
         ("clone", [((0, EQ, CLONE_THREAD_FLAGS),)]),   # pthread_create, after clone3 -> ENOSYS
         ("set_robust_list", []),        # glibc, at the start of each thread
         ("rseq", []),                   # glibc >= 2.35 registers rseq per thread
         ("exit", []),                   # a thread ends (connection or channel closed)
         ("exit_group", []),             # the gofer exits
-        ("gettid", []),                 # threading's native_id, glibc
+        ("gettid", []),                 # glibc; threading's native_id (a library user's threads)
         ("getpid", []),                 # logging records, glibc raise(), the SIGSYS logger
         ("tgkill", [((0, EQ, os.getpid()),)]),   # glibc raise()/abort(): our own threads only
         ("rt_sigprocmask", []),         # pthread_create blocks signals around clone
@@ -201,7 +201,7 @@ def _stock():
                                         # it enters under the filter (and again after SIGCONT)
         ("sched_yield", []),            # flipcall shutdown waits for a blocked waiter to leave
         ("sched_getaffinity", [((0, EQ, 0),)]),   # flipcall: spin only with >= 2 CPUs (own pid)
-        # futex: the GIL and threading locks (glibc condvars, semaphores,
+        # futex: the GIL and Python's locks (glibc condvars, semaphores,
         # mutexes, rwlocks: WAIT, WAIT_BITSET, WAKE, all PRIVATE, some with
         # CLOCK_REALTIME); flipcall's shared-memory WAIT/WAKE (not private,
         # the peer is another process). No PI, requeue or WAKE_OP ops.

@@ -2,11 +2,11 @@
 accept loop of `gofer serve`."""
 import errno
 import os
-import threading
+import _thread
 import time
 
 from gofer._log import log
-from gofer._server import Connection, accept_client, peer_creds
+from gofer._server import Connection, Thread, accept_client, current_thread, peer_creds
 
 # accept() failures that mean the process is short of something for now (a
 # client may hold every FD it may): wait, retry, keep serving the others.
@@ -46,7 +46,7 @@ class Service:
 
     def __init__(self, server):
         self.server = server
-        self._lock = threading.Lock()
+        self._lock = _thread.allocate_lock()
         self._threads = {}          # running thread -> the Connection it serves
 
     def start(self, sock_fd, impl, opts=None, mount_path="/"):
@@ -54,8 +54,7 @@ class Service:
         it raises (RuntimeError when no thread can start), the FD is closed."""
         try:
             conn = Connection(self.server, impl, opts, mount_path)
-            t = threading.Thread(target=self._run, args=(conn, sock_fd), daemon=True,
-                                 name="gofer-conn-%d" % sock_fd)
+            t = Thread(target=self._run, args=(conn, sock_fd), name="gofer-conn-%d" % sock_fd)
             # Registered once it runs, so stop() never joins a thread that
             # never started; under the lock, so _run cannot unregister first.
             with self._lock:
@@ -73,7 +72,7 @@ class Service:
             log.exception("connection on fd %d failed", sock_fd)
         finally:
             with self._lock:
-                self._threads.pop(threading.current_thread(), None)
+                self._threads.pop(current_thread(), None)
 
     def serve_listener(self, listener, backend, allow_uids=None):
         """Accepts clients on a listening socket (an object with fileno())

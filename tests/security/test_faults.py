@@ -13,6 +13,7 @@ import time
 import pytest
 
 from gofer import _wire as w
+from gofer._server import running_threads
 from gofer.client import Client
 from gofer.fsgofer import HostConnection
 from gofer.lisafs import ConnectionImpl, ControlFDImpl, Statx
@@ -150,7 +151,7 @@ def test_signals_interrupting_the_servers_blocking_calls(tree, service):
 
         def storm():
             while not stop.is_set():
-                for t in threading.enumerate():
+                for t in running_threads():
                     if t.name.startswith(("gofer-conn", "gofer-channel")) and t.ident:
                         try:
                             signal.pthread_kill(t.ident, signal.SIGUSR1)
