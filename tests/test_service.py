@@ -1,5 +1,6 @@
 """The service layer: connection threads, and the accept loop of `gofer serve`
 when a connection cannot start."""
+import _thread
 import logging
 import os
 import socket
@@ -25,6 +26,27 @@ def fail_connection_threads(monkeypatch, times):
             raise RuntimeError("can't start new thread")
         return real(self)
     monkeypatch.setattr(Thread, "start", start)
+
+
+def test_threads():
+    """gofer._server.Thread: what the service needs of threading.Thread."""
+    from gofer._server import current_thread, running_threads
+    go, seen = _thread.allocate_lock(), []
+    go.acquire()
+
+    def target(a, b):
+        seen.append((a, b, current_thread()))
+        go.acquire()
+    t = Thread(target=target, args=(1, 2), name="gofer-test")
+    assert not t.is_alive() and current_thread() is None
+    t.start()
+    with pytest.raises(RuntimeError):
+        t.start()
+    assert not t.join(0.05) and t.is_alive()
+    assert t in running_threads() and t.ident
+    go.release()
+    assert t.join(10) and not t.is_alive()
+    assert seen == [(1, 2, t)] and t not in running_threads()
 
 
 def connect(path):

@@ -2,8 +2,6 @@
 # thread per channel into the connection's dispatch, and their teardown. The
 # shared-memory endpoint and fdchannel are in native/.
 
-from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
-
 cdef enum:
     FLIPCALL_HEADER = 16
     CHANNEL_HEADER = 4

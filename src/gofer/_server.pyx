@@ -23,6 +23,7 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from libc.errno cimport errno, EINTR, EAGAIN, ENOMEM
 from libc.stdlib cimport calloc, malloc, free
 from libc.string cimport memcpy, memchr, memset
+from posix.mman cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FAILED
 from posix.resource cimport getrlimit, setrlimit, rlimit, rlim_t, RLIMIT_NOFILE, RLIM_INFINITY
 from posix.unistd cimport close, dup
 

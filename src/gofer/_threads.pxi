@@ -19,7 +19,8 @@ class Thread:
         self._done = _thread.allocate_lock()    # held while started and not finished
 
     def start(self):
-        self._done.acquire()
+        if not self._done.acquire(False):
+            raise RuntimeError("%s is started already" % self.name)
         try:
             _thread.start_new_thread(self._run, ())
         except BaseException:
@@ -46,7 +47,7 @@ class Thread:
         return self._done.locked()
 
     def __repr__(self):
-        return "<gofer Thread %s %s>" % (self.name, "alive" if self.is_alive() else "done")
+        return "<gofer Thread %s%s>" % (self.name, " running" if self.is_alive() else "")
 
 
 def current_thread():
