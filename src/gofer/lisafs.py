@@ -47,6 +47,7 @@ __all__ = [
     "RENAME_NOREPLACE", "RENAME_EXCHANGE", "AT_REMOVEDIR", "XATTR_CREATE", "XATTR_REPLACE",
 ]
 
+
 class _MIDClass(type):
     """What makes the class MID iterable and indexable as an IntEnum is."""
 
