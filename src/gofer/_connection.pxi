@@ -384,7 +384,7 @@ cdef class Connection:
         cdef gofer_spin spin
         gofer_spin_init(&spin, SPIN_NS)
         cdef int rc = 0
-        send_buffer_for(sock, self.max_msg + 8)
+        send_buffer_for(sock, size)
         with self.channels_lock:
             self.sock = sock
             if self.closed:
